@@ -1,0 +1,35 @@
+# The two commands of the README call `make quickstart` and `make test`; both build .venv/ first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install quickstart test lint constraints clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24" "setuptools>=68"
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable ".[dev]"
+	touch $(STAMP)
+
+# The main job; each issue extends it until it is the quickstart search.
+quickstart: install
+	$(BIN)/reid config show experiments/quickstart.yaml --flat
+	$(BIN)/reid data check experiments/quickstart.yaml
+	$(BIN)/reid data info --dataset market1501 --root datasets/synthetic --val-ids 12
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+constraints: install
+	$(BIN)/pip freeze --exclude-editable | LC_ALL=C sort -f > constraints.txt.new && mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) datasets/synthetic outputs mlflow.db

@@ -1,0 +1,43 @@
+"""Evaluation config: distance, test-time flip, re-ranking, query expansion, DSR, ROC."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from reid_platform.config.base import Float, Section
+
+
+class RerankConfig(Section):
+    """k-reciprocal re-ranking (k1, k2, λ)."""
+
+    enabled: bool = False
+    k1: int = Field(20, ge=1)
+    k2: int = Field(6, ge=1)
+    lambda_value: Float = Field(0.3, ge=0.0, le=1.0)
+
+
+class QueryExpansionConfig(Section):
+    """Average query expansion: `times` rounds over the top `k` neighbours weighted by α."""
+
+    enabled: bool = False
+    times: int = Field(1, ge=1)
+    k: int = Field(10, ge=1)
+    alpha: Float = Field(3.0, ge=0.0)
+
+
+class DSRConfig(Section):
+    """Deep spatial reconstruction fused with the global distance; weight chosen on validation."""
+
+    enabled: bool = False
+    weights: tuple[Float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+class EvaluationConfig(Section):
+    metric: Literal["cosine", "euclidean", "euclidean_squared"] = "cosine"
+    flip_tta: bool = False
+    max_rank: int = Field(50, ge=1)
+    protocol: Literal["market1501", "cuhk03_single_shot"] = "market1501"
+    rank_list_queries: int = Field(8, ge=0)
+    rerank: RerankConfig = RerankConfig()
+    query_expansion: QueryExpansionConfig = QueryExpansionConfig()
+    dsr: DSRConfig = DSRConfig()

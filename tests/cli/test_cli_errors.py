@@ -1,0 +1,136 @@
+"""The CLI's contract for bad input: one sentence naming the culprit, a non-zero exit."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reid_platform.cli import main
+
+MARKET_TRAIN = ["0001_c1s1_000001_00.jpg", "0001_c2s1_000002_00.jpg", "0002_c1s1_000003_00.jpg"]
+MARKET_QUERY = ["0003_c1s1_000004_00.jpg"]
+MARKET_GALLERY = ["0003_c2s1_000005_00.jpg", "0000_c3s1_000006_00.jpg", "-1_c1s1_000007_00.jpg"]
+
+
+@pytest.fixture
+def market_root(tmp_path: Path, write_images) -> Path:
+    root = tmp_path / "Market-1501-v15.09.15"
+    write_images(root / "bounding_box_train", MARKET_TRAIN)
+    write_images(root / "query", MARKET_QUERY)
+    write_images(root / "bounding_box_test", MARKET_GALLERY)
+    return root
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def one_sentence(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def config_file(tmp_path: Path, **extra: object) -> Path:
+    mapping = {
+        "seed": 0,
+        "data": {
+            "train": [{"name": "market1501", "root": "r"}],
+            "test": [{"name": "market1501", "root": "r"}],
+        },
+        **extra,
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    return path
+
+
+def test_config_show_prints_resolved_yaml(tmp_path: Path, capsys) -> None:
+    status, out, _ = run(capsys, "config", "show", str(config_file(tmp_path)), "seed=7")
+    assert status == 0
+    assert yaml.safe_load(out)["seed"] == 7
+
+
+def test_config_show_unknown_key(tmp_path: Path, capsys) -> None:
+    path = config_file(tmp_path, solver={"max_epoch": 3})
+    status, _, err = run(capsys, "config", "show", str(path))
+    assert status != 0
+    sentence = one_sentence(err)
+    assert "solver.max_epoch" in sentence and "max_epochs" in sentence
+
+
+def test_config_show_wrong_type(tmp_path: Path, capsys) -> None:
+    status, _, err = run(capsys, "config", "show", str(config_file(tmp_path)), "seed=abc")
+    assert status != 0
+    assert "`seed`" in one_sentence(err)
+
+
+def test_config_show_missing_file(tmp_path: Path, capsys) -> None:
+    status, _, err = run(capsys, "config", "show", str(tmp_path / "none.yaml"))
+    assert status != 0
+    assert "none.yaml" in one_sentence(err)
+
+
+def test_data_info_counts(market_root: Path, capsys) -> None:
+    status, out, _ = run(
+        capsys, "data", "info", "--dataset", "market1501", "--root", str(market_root), "--json"
+    )
+    assert status == 0
+    counts = json.loads(out)
+    assert set(counts) == {"train", "val", "query", "gallery"}
+    assert counts["train"] == {"ids": 2, "cams": 2, "images": 3}
+    assert counts["val"] == {"ids": 0, "cams": 0, "images": 0}
+    assert counts["query"] == {"ids": 1, "cams": 1, "images": 1}
+    # the -1 junk image is dropped, the 0000 distractor kept
+    assert counts["gallery"] == {"ids": 2, "cams": 2, "images": 2}
+
+
+def test_data_info_table_mentions_junk(market_root: Path, capsys) -> None:
+    status, out, _ = run(
+        capsys, "data", "info", "--dataset", "market1501", "--root", str(market_root)
+    )
+    assert status == 0
+    assert "junk" in out and "distractor" in out
+
+
+def test_data_info_missing_root(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "nowhere"
+    status, _, err = run(capsys, "data", "info", "--dataset", "market1501", "--root", str(missing))
+    assert status != 0
+    assert "nowhere" in one_sentence(err)
+
+
+def test_data_info_corrupt_image(market_root: Path, capsys) -> None:
+    corrupt = market_root / "query" / "0003_c3s1_000009_00.jpg"
+    corrupt.write_bytes(b"not a jpeg at all")
+    status, _, err = run(
+        capsys, "data", "info", "--dataset", "market1501", "--root", str(market_root)
+    )
+    assert status != 0
+    assert corrupt.name in one_sentence(err)
+
+
+def test_data_info_unknown_dataset(tmp_path: Path, capsys) -> None:
+    status, _, err = run(capsys, "data", "info", "--dataset", "market", "--root", str(tmp_path))
+    assert status != 0
+    assert "market1501" in one_sentence(err)
+
+
+def test_console_script_exit_status(tmp_path: Path) -> None:
+    reid = Path(sys.executable).with_name("reid")
+    result = subprocess.run(
+        [str(reid), "config", "show", str(config_file(tmp_path)), "seed=-1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "`seed`" in result.stderr
+    assert "Traceback" not in result.stderr
