@@ -14,6 +14,7 @@ alike), the ratio, and a single-thread per-stage breakdown (µs/image).
 """
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as classic
 
 from reid_platform.config.input import InputConfig
-from reid_platform.data.image_dataset import ImageDataset, decode_rgb
+from reid_platform.data.image_dataset import ImageDataset, decode_rgb, to_planar
 from reid_platform.data.records import ImageRecord
 from reid_platform.data.samplers import PKSampler
 from reid_platform.data.transforms import build_train_transform
@@ -136,7 +137,7 @@ def stage_breakdown(records: list[ImageRecord]) -> dict[str, float]:
     opened = [_pil_rgb(p) for p in paths]
     timings = {
         "ours: decode (decode_image)": _best_micros(decode_rgb, paths),
-        "ours: uint8 transforms": _best_micros(ours, decoded),
+        "ours: uint8 transforms + planar": _best_micros(lambda x: to_planar(ours(x)), decoded),
         "baseline: PIL open + convert": _best_micros(_pil_rgb, paths),
         "baseline: classic transforms": _best_micros(theirs, opened),
     }
@@ -172,7 +173,7 @@ def main() -> None:
         records = write_images(Path(folder), args.images, args.ids)
         print(
             f"{args.images} JPEGs, {args.workers} workers, batch {args.batch_size}, "
-            f"torch threads {torch.get_num_threads()}"
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         )
         for name, micros in stage_breakdown(records).items():
             print(f"  {name:32s} {micros:8.1f} µs/image")
@@ -189,6 +190,7 @@ def main() -> None:
     print(f"ours (decode_image + uint8 v2):     {best_ours:8.0f} images/s (best epoch)")
     print(f"baseline (PIL + classic, float32):  {best_baseline:8.0f} images/s (best epoch)")
     print(f"ratio ours / baseline:              {best_ours / best_baseline:8.2f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

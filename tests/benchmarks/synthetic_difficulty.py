@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-import torchvision
+from torchvision.models.resnet import BasicBlock
 from PIL import Image
 from torch import nn
 
@@ -66,20 +66,44 @@ def market_map(
     return float(np.mean(aps)), float(np.mean(hits))
 
 
-class ReidNet(nn.Module):
-    """ResNet-18 trunk, global pooling, BNNeck and a linear identity classifier."""
+def resnet18_trunk(width: int) -> nn.Sequential:
+    """ResNet-18 without its head, with stage widths `width * (1, 2, 4, 8)` (64 = torchvision's)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    ]
+    channels = width
+    for stage in range(4):
+        planes, stride = width * 2**stage, 1 if stage == 0 else 2
+        down = None
+        if stride != 1 or channels != planes:
+            down = nn.Sequential(
+                nn.Conv2d(channels, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
+        layers += [BasicBlock(channels, planes, stride, down), BasicBlock(planes, planes)]
+        channels = planes
+    trunk = nn.Sequential(*layers)
+    for module in trunk.modules():  # torchvision's ResNet initialisation
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    return trunk
 
-    def __init__(self, num_classes: int, pooling: str) -> None:
+
+class ReidNet(nn.Module):
+    """ResNet-18-style trunk, global pooling, BNNeck and a linear identity classifier."""
+
+    def __init__(self, num_classes: int, pooling: str, width: int) -> None:
         super().__init__()
-        trunk = torchvision.models.resnet18(weights=None)
-        self.trunk = nn.Sequential(*list(trunk.children())[:-2])
+        self.trunk = resnet18_trunk(width)
         self.pooling = pooling
-        self.neck = nn.BatchNorm1d(512)
+        self.neck = nn.BatchNorm1d(8 * width)
         self.neck.bias.requires_grad_(False)
-        self.classifier = nn.Linear(512, num_classes, bias=False)
+        self.classifier = nn.Linear(8 * width, num_classes, bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(pooled features (B, 512), BNNeck features (B, 512), logits (B, classes))."""
+        """(pooled features (B, D), BNNeck features (B, D), logits (B, classes))."""
         maps = self.trunk(x)
         pooled = maps.amax(dim=(2, 3)) if self.pooling == "max" else maps.mean(dim=(2, 3))
         embedded = self.neck(pooled)
@@ -88,7 +112,7 @@ class ReidNet(nn.Module):
 
 @torch.no_grad()
 def features(model: ReidNet, images: torch.Tensor) -> np.ndarray:
-    """L2-normalised BNNeck features `(N, 512)`."""
+    """L2-normalised BNNeck features `(N, D)`."""
     model.eval()
     out = [model(normalise(images[i : i + 128]))[1] for i in range(0, len(images), 128)]
     return F.normalize(torch.cat(out), dim=1).numpy()
@@ -179,7 +203,9 @@ def main() -> None:
     parser.add_argument("--images-per-id", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=120, help="per trained variant")
+    parser.add_argument("--variants", default="b,ce", help="trained variants: b, ce, max")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--width", type=int, default=32, help="64: torchvision ResNet-18 widths")
     parser.add_argument("--root", type=Path, default=None, help="default: a temporary folder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -205,15 +231,19 @@ def main() -> None:
         colour_histograms(query), colour_histograms(gallery), test))  # fmt: skip
     for pooling in ("avg", "max"):
         torch.manual_seed(args.seed)
-        model = ReidNet(classes, pooling)
+        model = ReidNet(classes, pooling, args.width)
         result = evaluate_features(features(model, query), features(model, gallery), test)
         print(f"(a) random init, {pooling} pool", result, flush=True)
 
-    variants = [("(b) CE + triplet, avg", "avg", 0.3), ("(c) CE only,      avg", "avg", None),
-                ("(c) CE + triplet, max", "max", 0.3)]  # fmt: skip
-    for title, pooling, margin in variants:
+    variants = {
+        "b": ("(b) CE + triplet, avg pool", "avg", 0.3),
+        "ce": ("(c) CE only,      avg pool", "avg", None),
+        "max": ("(c) CE + triplet, max pool", "max", 0.3),
+    }
+    variants = {key: variants[key] for key in args.variants.split(",") if key}
+    for title, pooling, margin in variants.values():
         torch.manual_seed(args.seed)
-        model = ReidNet(classes, pooling)
+        model = ReidNet(classes, pooling, args.width)
         print(f"{title}: training {args.iterations} iterations", flush=True)
         seconds = train(model, train_images, labels, iterations=args.iterations, margin=margin,
                         seed=args.seed)  # fmt: skip

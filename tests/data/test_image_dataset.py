@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from reid_platform.data.image_dataset import ImageDataset, decode_rgb
+from reid_platform.data.image_dataset import ImageDataset, decode_rgb, to_planar
 from reid_platform.data.records import ImageRecord
 from reid_platform.data.samplers import PKSampler
 from reid_platform.errors import DatasetError
@@ -31,6 +31,7 @@ def test_sample_holds_the_decoded_image_and_its_labels(tmp_path: Path) -> None:
     assert set(sample) == {"images", "pids", "camids", "index"}
     image = sample["images"]
     assert isinstance(image, torch.Tensor) and image.dtype == torch.uint8
+    assert image.is_contiguous()  # planar memory: the loader's stack takes its fast path
     assert torch.equal(image, torch.from_numpy(pixels).permute(2, 0, 1))  # PNG is lossless
     assert (sample["pids"], sample["camids"], sample["index"]) == (7, 2, 0)
 
@@ -78,3 +79,11 @@ def test_batches_through_a_data_loader_with_a_pk_sampler(tmp_path: Path) -> None
     assert batches[0]["images"].shape == (8, 3, 20, 10)
     assert batches[0]["images"].dtype == torch.uint8
     assert batches[0]["pids"].tolist() == [records[i].pid for i in batches[0]["index"].tolist()]
+
+
+def test_to_planar_copies_channels_last_images_into_planar_memory() -> None:
+    hwc = torch.randint(0, 256, (5, 4, 3), dtype=torch.uint8)
+    planar = to_planar(hwc.permute(2, 0, 1))
+    assert planar.is_contiguous() and torch.equal(planar, hwc.permute(2, 0, 1))
+    already = planar.clone()
+    assert to_planar(already) is already

@@ -70,13 +70,13 @@ def sample_camera(rng: np.random.Generator) -> CameraConditions:
         blur=float(rng.uniform(0.0, 1.4)),
         noise=float(rng.uniform(0.01, 0.04)),
         jpeg_quality=int(rng.integers(70, 96)),
-        scale=float(rng.uniform(0.76, 0.94)),
+        scale=float(rng.uniform(0.8, 0.95)),
         shift=float(rng.normal(0.0, 0.05)),
         view_weights=tuple(float(v) for v in views / views.sum()),  # type: ignore[arg-type]
         wall=_colour(rng, 0.25, 0.75),
         floor=_colour(rng, 0.2, 0.6),
         horizon=float(rng.uniform(0.45, 0.8)),
-        clutter=int(rng.integers(2, 10)),
+        clutter=int(rng.integers(2, 8)),
         clutter_colours=(*(palette[int(i)] for i in chosen), _colour(rng, 0.2, 0.8)),
         occlusion=float(rng.uniform(0.05, 0.35)),
     )

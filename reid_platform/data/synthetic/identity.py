@@ -146,8 +146,8 @@ def sample_identity(rng: np.random.Generator) -> IdentityAppearance:
     lower_kind: LowerKind = ("trousers", "shorts", "skirt")[_pick(rng, (70, 17, 13))]
     return IdentityAppearance(
         stature=rng.uniform(0.9, 1.0),
-        shoulder=rng.uniform(0.105, 0.14) * width,
-        hip=rng.uniform(0.085, 0.115) * width,
+        shoulder=rng.uniform(0.125, 0.16) * width,
+        hip=rng.uniform(0.1, 0.13) * width,
         head=rng.uniform(0.058, 0.075),
         leg=rng.uniform(0.45, 0.52),
         limb=width * rng.uniform(0.9, 1.1),

@@ -33,6 +33,10 @@ def _jitter(rng: np.random.Generator, colour: Colour, spread: float = 0.1) -> ND
     return np.clip(scaled, 0.0, 1.0).astype(np.float32)
 
 
+def _clutter_colour(rng: np.random.Generator, camera: CameraConditions) -> NDArray[np.float32]:
+    return _jitter(rng, camera.clutter_colours[int(rng.integers(len(camera.clutter_colours)))])
+
+
 def render_background(g: Grid, camera: CameraConditions, rng: np.random.Generator) -> FloatArray:
     """The camera's scene behind the person, re-arranged per image: `(H, W, 3)` in [0, 1]."""
     height, width = g.shape
@@ -45,12 +49,11 @@ def render_background(g: Grid, camera: CameraConditions, rng: np.random.Generato
     canvas = np.broadcast_to(canvas, (height, width, 3)).astype(np.float32)
     count = max(0, camera.clutter + int(rng.integers(-2, 3)))
     for _ in range(count):
-        colour = _jitter(
-            rng, camera.clutter_colours[int(rng.integers(len(camera.clutter_colours)))]
-        )
+        colour = _clutter_colour(rng, camera)
+        colour = 0.5 * (colour + wall)  # muted by distance and haze
         cx, cy = rng.uniform(-0.1, 1.1) * width, rng.uniform(0.0, 1.0) * horizon
-        half_w = rng.uniform(0.04, 0.3) * width
-        half_h = rng.uniform(0.04, 0.35) * height
+        half_w = rng.uniform(0.04, 0.25) * width
+        half_h = rng.uniform(0.04, 0.3) * height
         mask = box(g, cy - half_h, cy + half_h, cx - half_w, cx + half_w)
         canvas += mask[..., None] * (colour - canvas)
     texture = rng.normal(0.0, 0.015, size=(height // 4 + 1, width // 4 + 1, 1))
@@ -70,9 +73,7 @@ def _occlude(
         top = rng.uniform(0.7, 0.88) * height
         x0 = rng.uniform(-0.5, 0.3) * width
         x1 = x0 + rng.uniform(0.6, 1.5) * width
-        colour = _jitter(
-            rng, camera.clutter_colours[int(rng.integers(len(camera.clutter_colours)))]
-        )
+        colour = _clutter_colour(rng, camera)
         mask = box(g, top, height + 2.0, x0, x1)
         canvas += mask[..., None] * (colour - canvas)
     elif choice == 1:

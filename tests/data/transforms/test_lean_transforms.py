@@ -53,3 +53,14 @@ def test_erasing_fills_one_rectangle_within_the_area_bounds() -> None:
 def test_erasing_with_probability_zero_returns_the_input() -> None:
     image = torch.zeros(3, 8, 8, dtype=torch.uint8)
     assert RandomErasing(prob=0.0, fill=(1, 1, 1))(image) is image
+
+
+def test_pad_crop_gives_the_same_pixels_for_channels_last_input() -> None:
+    planar = torch.randint(0, 256, (3, 30, 20), dtype=torch.uint8)
+    channels_last = planar.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # as decoders return
+    transform = RandomPadCrop(size=(30, 20), padding=4)
+    for seed in range(10):
+        torch.manual_seed(seed)
+        expected = transform(planar)
+        torch.manual_seed(seed)
+        assert torch.equal(transform(channels_last), expected)
