@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from reid_platform.cli import config_commands, data_commands
 from reid_platform.errors import ReidError
@@ -46,6 +47,15 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
+def user_sentence(error: ReidError) -> str:
+    """The error's own sentence, also when a data-loader worker wrapped it in its traceback."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return str(error).strip()
+    # torch's worker re-raise puts "<module>.<Class>: <message>" on the traceback's last line.
+    return lines[-1].partition(f"{type(error).__name__}: ")[2] or lines[-1]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `reid` command; user errors print one sentence and return a non-zero status."""
     parser = build_parser()
@@ -54,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except ReidError as error:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {escape(user_sentence(error))}", highlight=False
+        )
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from torchvision.models.resnet import BasicBlock
 from PIL import Image
 from torch import nn
+from torchvision.models.resnet import BasicBlock
 
 from reid_platform.data.datasets.synthetic import SyntheticDataset
 from reid_platform.data.records import Split

@@ -5,8 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from reid_platform.cli import main
 
@@ -31,11 +33,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def one_sentence(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
+    """The single `error:` line of stderr (log lines may precede it); no traceback anywhere."""
     assert "Traceback" not in err
-    return lines[0]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    tail = err[err.index("error: ") :].strip()
+    assert tail == errors[0], err  # nothing after the sentence
+    return errors[0]
 
 
 def config_file(tmp_path: Path, **extra: object) -> Path:
@@ -134,3 +138,35 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "`seed`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_data_check_truncated_image_in_loader_worker(
+    tmp_path: Path, write_images, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose header reads but whose pixels do not fails in a loader worker: one sentence."""
+    root = tmp_path / "market"
+    train = [
+        f"{pid:04d}_c{cam}s1_00000{i}_00.jpg" for pid in (1, 2) for i, cam in enumerate((1, 2))
+    ]
+    write_images(root / "bounding_box_train", train)
+    write_images(root / "query", ["0003_c1s1_000001_00.jpg"])
+    write_images(root / "bounding_box_test", ["0003_c2s1_000002_00.jpg"])
+    broken = root / "bounding_box_train" / train[0]
+    noise = np.random.default_rng(0).integers(0, 255, (64, 32, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(broken, format="JPEG")
+    broken.write_bytes(broken.read_bytes()[:900])  # header intact, half the pixels gone
+    with Image.open(broken) as header_only:
+        assert header_only.size == (32, 64)  # so the scan passes and a loader worker meets it
+    path = config_file(
+        tmp_path,
+        data={
+            "train": [{"name": "market1501", "root": str(root)}],
+            "test": [{"name": "market1501", "root": str(root)}],
+            "sampler": {"kind": "identity", "num_instances": 2},
+            "loader": {"batch_size": 4, "num_workers": 1},
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(capsys, "data", "check", str(path))
+    assert status != 0
+    assert broken.name in one_sentence(err)

@@ -7,6 +7,7 @@ from reid_platform.data.samplers.balanced import CameraBalancedPKSampler
 from reid_platform.data.samplers.base import RankShardedBatchSampler
 from reid_platform.data.samplers.identity import PKSampler
 from reid_platform.data.samplers.shuffle import ShuffleBatchSampler
+from reid_platform.errors import ConfigError
 
 
 def per_rank_batch_size(global_batch_size: int, world_size: int) -> int:
@@ -33,6 +34,24 @@ def build_train_batch_sampler(
 
     `global_batch_size` (the config's `loader.batch_size`) is split evenly over the ranks.
     """
+    try:
+        return _build(config, pids, camids, global_batch_size, rank, world_size, seed)
+    except ValueError as error:
+        # The samplers state the arithmetic; the config keys that fix it are named here.
+        raise ConfigError(
+            f"data.loader.batch_size / data.sampler do not fit the training set: {error}"
+        ) from None
+
+
+def _build(
+    config: SamplerConfig,
+    pids: Sequence[int],
+    camids: Sequence[int],
+    global_batch_size: int,
+    rank: int,
+    world_size: int,
+    seed: int,
+) -> RankShardedBatchSampler:
     batch_size = per_rank_batch_size(global_batch_size, world_size)
     match config.kind:
         case "identity":
