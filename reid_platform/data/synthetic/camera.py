@@ -60,6 +60,7 @@ def sample_camera(rng: np.random.Generator) -> CameraConditions:
     cast = np.exp(rng.normal(0.0, 0.12, size=3))
     cast /= cast.mean()
     views = rng.dirichlet(np.full(4, 0.7)) + 0.02
+    w = views / views.sum()
     palette = [colour for colour, _ in CLOTHING_PALETTE]
     chosen = rng.choice(len(palette), size=4, replace=False)
     return CameraConditions(
@@ -72,7 +73,7 @@ def sample_camera(rng: np.random.Generator) -> CameraConditions:
         jpeg_quality=int(rng.integers(70, 96)),
         scale=float(rng.uniform(0.8, 0.95)),
         shift=float(rng.normal(0.0, 0.05)),
-        view_weights=tuple(float(v) for v in views / views.sum()),  # type: ignore[arg-type]
+        view_weights=(float(w[0]), float(w[1]), float(w[2]), float(w[3])),
         wall=_colour(rng, 0.25, 0.75),
         floor=_colour(rng, 0.2, 0.6),
         horizon=float(rng.uniform(0.45, 0.8)),

@@ -45,9 +45,8 @@ CLOTHING_PALETTE: tuple[tuple[Colour, float], ...] = (
     ((0.88, 0.48, 0.15), 0.04),  # orange
 )
 # Lower-body garments favour dark, denim and khaki.
-LOWER_WEIGHTS: tuple[float, ...] = (
-    0.26, 0.10, 0.04, 0.02, 0.12, 0.24, 0.02, 0.02, 0.10, 0.05, 0.01, 0.01, 0.005, 0.005,
-)  # fmt: skip
+LOWER_WEIGHTS: tuple[float, ...] = (0.26, 0.1, 0.04, 0.02, 0.12, 0.24, 0.02, 0.02, 0.1, 0.05)
+LOWER_WEIGHTS += (0.01, 0.01, 0.005, 0.005)
 SKIN_TONES: tuple[Colour, ...] = (
     (0.93, 0.78, 0.66),
     (0.85, 0.66, 0.52),

@@ -3,6 +3,7 @@
 import pytest
 
 from reid_platform.config.data import SamplerConfig
+from reid_platform.errors import ConfigError
 from reid_platform.data.samplers import (
     CameraBalancedPKSampler,
     PKSampler,
@@ -42,7 +43,9 @@ def test_each_kind_builds_its_sampler_with_the_per_rank_batch(kind: str, expecte
 
 
 def test_global_batch_must_split_evenly_over_ranks() -> None:
-    with pytest.raises(ValueError, match=r"global batch size \(30\).*\(4\)"):
+    with pytest.raises(
+        ConfigError, match=r"data\.loader\.batch_size.*global batch size \(30\).*\(4\)"
+    ):
         build_train_batch_sampler(
             SamplerConfig(),
             pids=PIDS,
@@ -50,5 +53,18 @@ def test_global_batch_must_split_evenly_over_ranks() -> None:
             global_batch_size=30,
             rank=0,
             world_size=4,
+            seed=0,
+        )
+
+
+def test_too_few_identities_names_the_config_keys() -> None:
+    with pytest.raises(ConfigError, match=r"data\.loader\.batch_size.*identities"):
+        build_train_batch_sampler(
+            SamplerConfig(kind="identity", num_instances=4),
+            pids=PIDS,
+            camids=CAMIDS,
+            global_batch_size=4 * (len(set(PIDS)) + 1),
+            rank=0,
+            world_size=1,
             seed=0,
         )
