@@ -3,13 +3,13 @@
 import pytest
 
 from reid_platform.config.data import SamplerConfig
-from reid_platform.errors import ConfigError
 from reid_platform.data.samplers import (
     CameraBalancedPKSampler,
     PKSampler,
     ShuffleBatchSampler,
     build_train_batch_sampler,
 )
+from reid_platform.errors import ConfigError
 
 PIDS = [i // 6 for i in range(6 * 32)]
 CAMIDS = [i % 3 for i in range(6 * 32)]
