@@ -75,12 +75,18 @@ def synth_command(args: argparse.Namespace) -> int:
         },
         "reid data synth",
     )
-    started = time.perf_counter()
-    summary = generate_synthetic_benchmark(
-        out=args.out, workers=args.workers, **options.model_dump()
+    with Console(stderr=True).status(f"drawing {options.ids} identities into {args.out} ..."):
+        summary = generate_synthetic_benchmark(
+            out=args.out, workers=args.workers, **options.model_dump()
+        )
+    Console(soft_wrap=True).print(
+        f"wrote {summary.images} images to {args.out} in {summary.seconds:.1f} s: "
+        f"train {summary.train_ids} ids / {summary.train_images} images, "
+        f"test {summary.test_ids} ids / {summary.query_images} query + "
+        f"{summary.gallery_images} gallery images, {summary.distractor_images} distractors "
+        f"(pid 0), {summary.junk_images} junk (pid -1)",
+        highlight=False,
     )
-    seconds = time.perf_counter() - started
-    Console().print(f"wrote {summary} to {args.out} in {seconds:.1f} s", highlight=False)
     return 0
 
 
@@ -102,7 +108,7 @@ def _render(title: str, counts: dict[str, dict[str, int]], notes: tuple[str, ...
     for name in SPLIT_NAMES:
         row = counts[name]
         table.add_row(name, str(row["ids"]), str(row["cams"]), str(row["images"]))
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(table)
     for note in notes:
         console.print(f"• {note}", highlight=False)
@@ -156,7 +162,7 @@ def check_command(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     shape = tuple(batch["images"].shape)
     test_batch = next(iter(build_test_loader(config.data, config.input, test.query.records)))
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(
         f"train loader: {total} batches of {shape} {batch['images'].dtype}, "
         f"{images / seconds:.0f} images/s; test loader batch {tuple(test_batch['images'].shape)}",

@@ -170,3 +170,26 @@ def test_data_check_truncated_image_in_loader_worker(
     status, _, err = run(capsys, "data", "check", str(path))
     assert status != 0
     assert broken.name in one_sentence(err)
+
+
+def test_data_synth_then_info(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "synth"
+    argv = ["data", "synth", "--out", str(out), "--ids", "8", "--cams", "3", "--images-per-id", "6"]
+    status, stdout, _ = run(capsys, *argv)
+    assert status == 0 and "train 4 ids" in stdout
+    status, stdout, _ = run(
+        capsys, "data", "info", "--dataset", "market1501", "--root", str(out), "--json"
+    )
+    counts = json.loads(stdout)
+    assert counts["train"]["ids"] == 4 and counts["train"]["images"] == 4 * 6
+    # a second run refuses to write into the now non-empty folder, and leaves it as it was
+    before = sorted(p.name for p in out.rglob("*"))
+    status, _, err = run(capsys, *argv)
+    assert status != 0 and str(out) in one_sentence(err)
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
+def test_data_synth_bad_parameter(tmp_path: Path, capsys) -> None:
+    status, _, err = run(capsys, "data", "synth", "--out", str(tmp_path / "s"), "--ids", "2")
+    assert status != 0
+    assert "ids" in one_sentence(err)
