@@ -33,12 +33,17 @@ class PretrainedConfig(Section):
 
 
 class BackboneConfig(Section):
-    """A built-in ResNet-family backbone with its options, or any timm model as `timm:<name>`."""
+    """A built-in ResNet-family backbone with its options, or any timm model as `timm:<name>`.
+
+    `non_local_inner_channels` is the width of the non-local blocks' embeddings (None: half the
+    block's channels, as in the non-local paper; FastReID's checkpoints were trained with 1).
+    """
 
     name: str = "resnet50"
     ibn: bool = False
     se: bool = False
     non_local: bool = False
+    non_local_inner_channels: int | None = Field(None, ge=1)
     last_stride: Literal[1, 2] = 1
     reference_stem: bool = False
     norm: Literal["bn", "syncbn"] = "bn"
