@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from reid_platform.cli import config_commands, data_commands
+from reid_platform.cli import config_commands, data_commands, import_commands
 from reid_platform.errors import ReidError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     config_commands.register(commands, common)
     data_commands.register(commands, common)
+    import_commands.register(commands, common)
     return parser
 
 

@@ -19,7 +19,9 @@ class TripletConfig(Section):
     """Triplet loss = a distance, a miner and a margin rule (composed, not flagged).
 
     `miner: hard` is batch-hard mining, `weighted` the softmax-weighted (regularised) variant;
-    `margin_kind: soft` uses log(1 + exp(d_ap − d_an)) and ignores `margin`.
+    `margin_kind: soft` uses log(1 + exp(d_ap − d_an)) and ignores `margin`. `cosine` is
+    1 − cos; the reference's `NORM_FEAT` distance 2 − 2cos is `squared_euclidean` with
+    `normalize_features: true`.
     """
 
     enabled: bool = False
@@ -27,7 +29,7 @@ class TripletConfig(Section):
     margin_kind: Literal["fixed", "soft"] = "fixed"
     margin: Float = Field(0.3, ge=0.0)
     miner: Literal["hard", "weighted"] = "hard"
-    distance: Literal["euclidean", "cosine"] = "euclidean"
+    distance: Literal["euclidean", "squared_euclidean", "cosine"] = "euclidean"
     normalize_features: bool = False
 
 

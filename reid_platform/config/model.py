@@ -35,8 +35,11 @@ class PretrainedConfig(Section):
 class BackboneConfig(Section):
     """A built-in ResNet-family backbone with its options, or any timm model as `timm:<name>`.
 
-    `non_local_inner_channels` is the width of the non-local blocks' embeddings (None: half the
-    block's channels, as in the non-local paper; FastReID's checkpoints were trained with 1).
+    `last_stride: 1` keeps the last stage at the previous stage's resolution (the re-id default);
+    for `timm:` CNNs it dilates the last stage (timm's `output_stride`), and ViT-like timm models
+        need `last_stride: 2` (their native patch grid). `non_local_inner_channels` is the width of
+    the non-local blocks' embeddings (None: half the block's channels, as in the non-local
+    paper; FastReID's checkpoints were trained with 1).
     """
 
     name: str = "resnet50"
@@ -93,12 +96,14 @@ class NeckConfig(VariantSection):
 
     `bn`: BNNeck (bias frozen); `linear`: a linear layer to `linear.dim`; `reduction`: see
     `ReductionConfig`; `none`: the pooled feature is used directly. `embedding` says whether the
-    retrieval embedding is taken `before` or `after` the neck.
+    retrieval embedding is taken `before` or `after` the neck, `metric_feature` the same for the
+    triplet / pairwise losses' input (the reference's `NECK_FEAT`; it always evaluated `after`).
     """
 
     variant_blocks: ClassVar[tuple[str, ...]] = ("linear", "reduction")
     kind: Literal["bn", "linear", "reduction", "none"] = "bn"
-    embedding: Literal["before", "after"] = "before"
+    embedding: Literal["before", "after"] = "after"
+    metric_feature: Literal["before", "after"] = "before"
     linear: ReductionConfig = ReductionConfig()
     reduction: ReductionConfig = ReductionConfig()
 
