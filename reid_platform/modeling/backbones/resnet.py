@@ -22,6 +22,8 @@ non-local blocks after the blocks they follow. FastReID's MGN body is
 `backbone.stage(3)[1:]` and `backbone.stage(4)`.
 """
 
+from functools import partial
+
 from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
@@ -248,16 +250,17 @@ class ResNetBackbone(nn.Module):
         return _run_stage(x, self.layer4, self.NL_4, self.NL_4_idx)
 
 
-def _resnet(
+def resnet(
     depth: int,
     *,
-    last_stride: int,
-    ibn: bool,
-    se: bool,
-    non_local: bool,
-    non_local_inner_channels: int | None,
-    reference_stem: bool,
+    last_stride: int = 1,
+    ibn: bool = False,
+    se: bool = False,
+    non_local: bool = False,
+    non_local_inner_channels: int | None = None,
+    reference_stem: bool = False,
 ) -> ResNetBackbone:
+    """The ResNet body of `depth` (18/34/50/101/152) with the given options."""
     if non_local and depth not in NON_LOCAL_PER_STAGE:
         raise ConfigError(
             f"resnet{depth} has no non-local placement (only resnet50/101/152 and ResNeXt have "
@@ -275,106 +278,15 @@ def _resnet(
     )
 
 
-def resnet18(
-    *,
-    last_stride: int = 1,
-    ibn: bool = False,
-    se: bool = False,
-    non_local: bool = False,
-    non_local_inner_channels: int | None = None,
-    reference_stem: bool = False,
-) -> ResNetBackbone:
-    """ResNet-18 body (BasicBlock, 512 output channels); no non-local placement exists."""
-    return _resnet(
-        18,
-        last_stride=last_stride,
-        ibn=ibn,
-        se=se,
-        non_local=non_local,
-        non_local_inner_channels=non_local_inner_channels,
-        reference_stem=reference_stem,
-    )
-
-
-def resnet34(
-    *,
-    last_stride: int = 1,
-    ibn: bool = False,
-    se: bool = False,
-    non_local: bool = False,
-    non_local_inner_channels: int | None = None,
-    reference_stem: bool = False,
-) -> ResNetBackbone:
-    """ResNet-34 body (BasicBlock, 512 output channels); no non-local placement exists."""
-    return _resnet(
-        34,
-        last_stride=last_stride,
-        ibn=ibn,
-        se=se,
-        non_local=non_local,
-        non_local_inner_channels=non_local_inner_channels,
-        reference_stem=reference_stem,
-    )
-
-
-def resnet50(
-    *,
-    last_stride: int = 1,
-    ibn: bool = False,
-    se: bool = False,
-    non_local: bool = False,
-    non_local_inner_channels: int | None = None,
-    reference_stem: bool = False,
-) -> ResNetBackbone:
-    """ResNet-50 body (Bottleneck, 2048 output channels); non-local after layer2.2-3, layer3.3-5."""
-    return _resnet(
-        50,
-        last_stride=last_stride,
-        ibn=ibn,
-        se=se,
-        non_local=non_local,
-        non_local_inner_channels=non_local_inner_channels,
-        reference_stem=reference_stem,
-    )
-
-
-def resnet101(
-    *,
-    last_stride: int = 1,
-    ibn: bool = False,
-    se: bool = False,
-    non_local: bool = False,
-    non_local_inner_channels: int | None = None,
-    reference_stem: bool = False,
-) -> ResNetBackbone:
-    """ResNet-101 body (2048 output channels); non-local after layer2.2-3 and layer3.14-22."""
-    return _resnet(
-        101,
-        last_stride=last_stride,
-        ibn=ibn,
-        se=se,
-        non_local=non_local,
-        non_local_inner_channels=non_local_inner_channels,
-        reference_stem=reference_stem,
-    )
-
-
-def resnet152(
-    *,
-    last_stride: int = 1,
-    ibn: bool = False,
-    se: bool = False,
-    non_local: bool = False,
-    non_local_inner_channels: int | None = None,
-    reference_stem: bool = False,
-) -> ResNetBackbone:
-    """ResNet-152 body (2048 output channels); non-local after layer2.6-7 and layer3.24-35."""
-    return _resnet(
-        152,
-        last_stride=last_stride,
-        ibn=ibn,
-        se=se,
-        non_local=non_local,
-        non_local_inner_channels=non_local_inner_channels,
-        reference_stem=reference_stem,
-    )
+# One factory per config name; `build.py` reads each factory's keyword parameters as the options
+# that backbone honours.
+resnet18 = partial(resnet, 18)
+"""ResNet-18 body (BasicBlock, 512 output channels); no non-local placement exists."""
+resnet34 = partial(resnet, 34)
+"""ResNet-34 body (BasicBlock, 512 output channels); no non-local placement exists."""
+resnet50 = partial(resnet, 50)
+"""ResNet-50 body (Bottleneck, 2048 output channels); non-local after layer2.2-3, layer3.3-5."""
+resnet101 = partial(resnet, 101)
+"""ResNet-101 body (2048 output channels); non-local after layer2.2-3 and layer3.14-22."""
+resnet152 = partial(resnet, 152)
+"""ResNet-152 body (2048 output channels); non-local after layer2.6-7 and layer3.24-35."""

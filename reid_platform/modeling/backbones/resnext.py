@@ -15,22 +15,25 @@ Differences from FastReID's `build_resnext_backbone`, on purpose:
   padded max-pool as torchvision; the option is honoured for symmetry with ResNet).
 """
 
+from functools import partial
+
 from reid_platform.modeling.backbones.resnet import BLOCKS_PER_STAGE, Bottleneck, ResNetBackbone
 
 RESNEXT_NON_LOCAL_PER_STAGE = (0, 2, 3, 0)
 """FastReID's non-local placement for ResNeXt 50 and 101."""
 
 
-def _resnext(
+def resnext(
     depth: int,
     *,
-    last_stride: int,
-    ibn: bool,
-    se: bool,
-    non_local: bool,
-    non_local_inner_channels: int | None,
-    reference_stem: bool,
+    last_stride: int = 1,
+    ibn: bool = False,
+    se: bool = False,
+    non_local: bool = False,
+    non_local_inner_channels: int | None = None,
+    reference_stem: bool = False,
 ) -> ResNetBackbone:
+    """The ResNeXt 32×4d body of `depth` (50/101) with the given options."""
     return ResNetBackbone(
         block=Bottleneck,
         blocks_per_stage=BLOCKS_PER_STAGE[depth],
@@ -45,43 +48,7 @@ def _resnext(
     )
 
 
-def resnext50_32x4d(
-    *,
-    last_stride: int = 1,
-    ibn: bool = False,
-    se: bool = False,
-    non_local: bool = False,
-    non_local_inner_channels: int | None = None,
-    reference_stem: bool = False,
-) -> ResNetBackbone:
-    """ResNeXt-50 32×4d body (2048 output channels)."""
-    return _resnext(
-        50,
-        last_stride=last_stride,
-        ibn=ibn,
-        se=se,
-        non_local=non_local,
-        non_local_inner_channels=non_local_inner_channels,
-        reference_stem=reference_stem,
-    )
-
-
-def resnext101_32x4d(
-    *,
-    last_stride: int = 1,
-    ibn: bool = False,
-    se: bool = False,
-    non_local: bool = False,
-    non_local_inner_channels: int | None = None,
-    reference_stem: bool = False,
-) -> ResNetBackbone:
-    """ResNeXt-101 32×4d body (2048 output channels)."""
-    return _resnext(
-        101,
-        last_stride=last_stride,
-        ibn=ibn,
-        se=se,
-        non_local=non_local,
-        non_local_inner_channels=non_local_inner_channels,
-        reference_stem=reference_stem,
-    )
+resnext50_32x4d = partial(resnext, 50)
+"""ResNeXt-50 32×4d body (2048 output channels)."""
+resnext101_32x4d = partial(resnext, 101)
+"""ResNeXt-101 32×4d body (2048 output channels)."""
