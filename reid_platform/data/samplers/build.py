@@ -35,49 +35,37 @@ def build_train_batch_sampler(
     `global_batch_size` (the config's `loader.batch_size`) is split evenly over the ranks.
     """
     try:
-        return _build(config, pids, camids, global_batch_size, rank, world_size, seed)
+        batch_size = per_rank_batch_size(global_batch_size, world_size)
+        match config.kind:
+            case "identity":
+                return PKSampler(
+                    pids=pids,
+                    batch_size=batch_size,
+                    num_instances=config.num_instances,
+                    rank=rank,
+                    world_size=world_size,
+                    seed=seed,
+                )
+            case "balanced_identity":
+                return CameraBalancedPKSampler(
+                    pids=pids,
+                    camids=camids,
+                    batch_size=batch_size,
+                    num_instances=config.num_instances,
+                    rank=rank,
+                    world_size=world_size,
+                    seed=seed,
+                )
+            case "shuffle":
+                return ShuffleBatchSampler(
+                    num_samples=len(pids),
+                    batch_size=batch_size,
+                    rank=rank,
+                    world_size=world_size,
+                    seed=seed,
+                )
     except ValueError as error:
         # The samplers state the arithmetic; the config keys that fix it are named here.
         raise ConfigError(
             f"data.loader.batch_size / data.sampler do not fit the training set: {error}"
         ) from None
-
-
-def _build(
-    config: SamplerConfig,
-    pids: Sequence[int],
-    camids: Sequence[int],
-    global_batch_size: int,
-    rank: int,
-    world_size: int,
-    seed: int,
-) -> RankShardedBatchSampler:
-    batch_size = per_rank_batch_size(global_batch_size, world_size)
-    match config.kind:
-        case "identity":
-            return PKSampler(
-                pids=pids,
-                batch_size=batch_size,
-                num_instances=config.num_instances,
-                rank=rank,
-                world_size=world_size,
-                seed=seed,
-            )
-        case "balanced_identity":
-            return CameraBalancedPKSampler(
-                pids=pids,
-                camids=camids,
-                batch_size=batch_size,
-                num_instances=config.num_instances,
-                rank=rank,
-                world_size=world_size,
-                seed=seed,
-            )
-        case "shuffle":
-            return ShuffleBatchSampler(
-                num_samples=len(pids),
-                batch_size=batch_size,
-                rank=rank,
-                world_size=world_size,
-                seed=seed,
-            )
