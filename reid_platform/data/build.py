@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader
 
-from reid_platform.config.data import DataConfig
+from reid_platform.config.data import DataConfig, DatasetConfig
 from reid_platform.config.input import InputConfig
 from reid_platform.data.datasets.build import build_dataset
 from reid_platform.data.image_dataset import ImageDataset
@@ -40,13 +40,13 @@ class ReidData:
 
 def build_data(config: DataConfig) -> ReidData:
     """Scan every dataset once, combine training sets and carve the validation split."""
-    scanned: dict[tuple[str, str], DatasetSplits] = {}
+    # Keyed by the whole (frozen) entry: the same root read with other options is another set.
+    scanned: dict[DatasetConfig, DatasetSplits] = {}
     for dataset in (*config.train, *config.test):
-        key = (dataset.name, dataset.root)
-        if key not in scanned:
-            scanned[key] = build_dataset(dataset)
-    train_sets = [scanned[(d.name, d.root)] for d in config.train]
-    test_sets = tuple(scanned[(d.name, d.root)] for d in config.test)
+        if dataset not in scanned:
+            scanned[dataset] = build_dataset(dataset)
+    train_sets = [scanned[d] for d in config.train]
+    test_sets = tuple(scanned[d] for d in config.test)
     validation = config.validation
     carved = carve_validation(
         combine_training_records(train_sets),
