@@ -15,3 +15,7 @@ class ConfigError(ReidError):
 
 class DatasetError(ReidError):
     """A dataset folder, list file, image or file name does not match its expected layout."""
+
+
+class EvaluationError(ReidError):
+    """Evaluation inputs cannot give a metric (no query has a match, mismatched array sizes)."""

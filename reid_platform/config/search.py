@@ -18,19 +18,7 @@ from pydantic import Field, model_validator
 from reid_platform.config.base import Float, Section, VariantSection
 from reid_platform.config.errors import config_path_problem
 from reid_platform.config.schema import ReidConfig
-
-SEARCH_METRICS = (
-    "eval/rank1",
-    "eval/rank5",
-    "eval/rank10",
-    "eval/mAP",
-    "eval/mINP",
-    "eval/tar_at_far_1e-4",
-    "eval/tar_at_far_1e-3",
-    "eval/tar_at_far_1e-2",
-    "export/latency_ms",
-    "model/params",
-)
+from reid_platform.metric_names import SEARCH_METRICS
 
 Scalar = str | int | float | bool
 

@@ -1,0 +1,46 @@
+"""Metric names shared by the evaluator, Ray Tune and MLflow (DESIGN.md, "Metric keys").
+
+Every name is a constant here, so a search objective, a logged metric and a table column can
+never drift apart. Values logged under these names are fractions in [0, 1].
+"""
+
+RANK1 = "eval/rank1"
+RANK5 = "eval/rank5"
+RANK10 = "eval/rank10"
+MAP = "eval/mAP"
+MINP = "eval/mINP"
+TAR_AT_FAR_1E4 = "eval/tar_at_far_1e-4"
+TAR_AT_FAR_1E3 = "eval/tar_at_far_1e-3"
+TAR_AT_FAR_1E2 = "eval/tar_at_far_1e-2"
+
+CMC_RANKS = (1, 5, 10)
+"""The CMC ranks reported as metrics (`eval/rank<k>`)."""
+
+FAR_TARGETS = (1e-4, 1e-3, 1e-2)
+"""False-accept rates at which the true-accept rate is reported (`eval/tar_at_far_<x>`)."""
+
+EVAL_METRICS = (RANK1, RANK5, RANK10, MAP, MINP, TAR_AT_FAR_1E4, TAR_AT_FAR_1E3, TAR_AT_FAR_1E2)
+
+TRAIN_LOSS = "train/loss"
+TRAIN_LR = "train/lr"
+TRAIN_IMAGES_PER_SEC = "train/images_per_sec"
+EXPORT_LATENCY_MS = "export/latency_ms"
+MODEL_PARAMS = "model/params"
+
+SEARCH_METRICS = (*EVAL_METRICS, EXPORT_LATENCY_MS, MODEL_PARAMS)
+"""Metrics a search objective may name (validation metrics, latency, size)."""
+
+
+def rank_metric(rank: int) -> str:
+    """`eval/rank<k>` for CMC rank k."""
+    return f"eval/rank{rank}"
+
+
+def tar_at_far_metric(far: float) -> str:
+    """`eval/tar_at_far_1e-4` for far=1e-4 (the exponent form used in every metric name)."""
+    return f"eval/tar_at_far_{far:.0e}".replace("e-0", "e-")
+
+
+def train_loss_metric(term: str) -> str:
+    """`train/loss_<term>` for one weighted loss term."""
+    return f"train/loss_{term}"
