@@ -44,3 +44,18 @@ def tar_at_far_metric(far: float) -> str:
 def train_loss_metric(term: str) -> str:
     """`train/loss_<term>` for one weighted loss term."""
     return f"train/loss_{term}"
+
+
+TEST_PREFIX = "test/"
+"""Test-split metrics (the one evaluation at the end of training) mirror `eval/*` under `test/`."""
+
+
+def test_metric(eval_name: str, dataset: str | None = None) -> str:
+    """`eval/mAP` → `test/mAP`, or `test/<dataset>/mAP` when a run has several test datasets."""
+    if not eval_name.startswith("eval/"):
+        raise ValueError(f"{eval_name!r} is not an eval/* metric name")
+    suffix = eval_name.removeprefix("eval/")
+    return f"{TEST_PREFIX}{dataset}/{suffix}" if dataset else f"{TEST_PREFIX}{suffix}"
+
+
+test_metric.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported

@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from reid_platform.cli import config_commands, data_commands, import_commands
+from reid_platform.cli import (
+    config_commands,
+    data_commands,
+    eval_command,
+    import_commands,
+    metrics_command,
+    train_command,
+)
 from reid_platform.errors import ReidError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -36,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands.register(commands, common)
     data_commands.register(commands, common)
     import_commands.register(commands, common)
+    eval_command.register(commands, common)
+    metrics_command.register(commands, common)
+    train_command.register(commands, common)
     return parser
 
 

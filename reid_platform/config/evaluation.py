@@ -26,10 +26,17 @@ class QueryExpansionConfig(Section):
 
 
 class DSRConfig(Section):
-    """Deep spatial reconstruction fused with the global distance; weight chosen on validation."""
+    """Deep spatial reconstruction fused with the global distance; weight chosen on validation.
+
+    `method: reconstruction` is the paper's ridge reconstruction residual, `best_match` the
+    reference toolbox's per-location best cosine match; each query's `top_k` gallery candidates
+    by global distance are scored.
+    """
 
     enabled: bool = False
-    weights: tuple[Float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    weights: tuple[Float, ...] = Field((0.0, 0.25, 0.5, 0.75, 1.0), min_length=1)
+    method: Literal["reconstruction", "best_match"] = "reconstruction"
+    top_k: int = Field(100, ge=1)
 
 
 class EvaluationConfig(Section):

@@ -5,7 +5,7 @@ bias, each image its own noise, all in a `latent_dim` space mapped to `dim` by a
 matrix, plus a small isotropic part in every direction (so features are full rank, with the
 decaying spectrum real embeddings have). Gallery images of the query identities are spread over
 all cameras; the rest of the gallery are distractors of identities no query has. The noise
-levels give a Market-1501-like difficulty (mAP about 0.8 with cosine distance).
+levels give a Market-1501-like difficulty (mAP about 0.66 with cosine distance).
 
     python -c "from eval_cases import market_like; c = market_like(); print(c.summary())"
 """

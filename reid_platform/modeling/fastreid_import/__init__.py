@@ -25,11 +25,8 @@ from reid_platform.modeling.fastreid_import.layouts import (
     detect_layout,
     read_fastreid_checkpoint,
 )
-from reid_platform.modeling.fastreid_import.model_file import (
-    LoadedModel,
-    load_model_file,
-    save_imported_model,
-)
+from reid_platform.modeling.fastreid_import.model_file import save_imported_model
+from reid_platform.modeling.model_file import LoadedModel, load_model_file
 
 __all__ = [
     "Architecture",

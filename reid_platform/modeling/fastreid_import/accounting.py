@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from reid_platform.errors import ReidError
-from reid_platform.modeling.fastreid_import.key_map import CLASSIFIER_SUFFIX, MappedKey
+from reid_platform.modeling.fastreid_import.key_map import MappedKey
 from reid_platform.modeling.fastreid_import.layouts import PIXEL_KEYS
+from reid_platform.modeling.model_file import CLASSIFIER_SUFFIX
 
 Shape = tuple[int, ...]
 

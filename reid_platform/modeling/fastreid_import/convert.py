@@ -30,11 +30,7 @@ from reid_platform.modeling.fastreid_import.accounting import (
 )
 from reid_platform.modeling.fastreid_import.fidelity import reference_config
 from reid_platform.modeling.fastreid_import.hints import suggested_overrides
-from reid_platform.modeling.fastreid_import.key_map import (
-    CLASSIFIER_SUFFIX,
-    MappedKey,
-    map_fastreid_keys,
-)
+from reid_platform.modeling.fastreid_import.key_map import MappedKey, map_fastreid_keys
 from reid_platform.modeling.fastreid_import.layouts import (
     Architecture,
     CheckpointLayout,
@@ -45,6 +41,7 @@ from reid_platform.modeling.fastreid_import.layouts import (
     strip_module_prefix,
 )
 from reid_platform.modeling.mgn import MultipleGranularityNetwork
+from reid_platform.modeling.model_file import CLASSIFIER_SUFFIX
 
 logger = logging.getLogger(__name__)
 

@@ -39,9 +39,6 @@ _HEAD_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 _BOTTLENECK = re.compile(rf"^bottleneck\.(?P<index>\d+)\.(?P<field>{_BN})$")
 
-CLASSIFIER_SUFFIX = "classifier.weight"
-"""Our classifier keys end with this (`head.classifier.weight`, `b1_head.classifier.weight`)."""
-
 
 @dataclass(frozen=True, slots=True)
 class MappedKey:

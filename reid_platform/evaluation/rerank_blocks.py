@@ -1,0 +1,102 @@
+"""The query × all block of k-reciprocal re-ranking and the gallery rows' query neighbours.
+
+The re-ranked result needs the exact (q, g) distances anyway, so the queries' neighbours come
+from exact products: per chunk of queries, the (c, g) product is written straight into the
+result array (no second copy) and a (c, q) product covers the other queries. The gallery
+rows' neighbours among the queries are read off the same block: only the queries no farther
+than a gallery row's k-th nearest gallery item can enter its k nearest, and a single
+comparison pass over the block finds those few.
+"""
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from reid_platform.evaluation.distances import DistanceMetric, l2_normalize
+from reid_platform.evaluation.knn import Neighbours, merge_neighbours, neighbours_from_tensor
+
+QUERY_CHUNK_ROWS = 1024
+"""Queries per product: the (c, q) part and the top-k buffers stay small."""
+
+
+def _prepared(features: np.ndarray, metric: DistanceMetric, device: torch.device) -> Tensor:
+    array = l2_normalize(features) if metric == "cosine" else np.asarray(features, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+
+def _to_distances(
+    products: Tensor, row_sq: Tensor, col_sq: Tensor, metric: DistanceMetric
+) -> Tensor:
+    """(c, m) products of prepared rows and columns → distances of `metric`, in place."""
+    if metric == "cosine":
+        return products.neg_().add_(1.0)
+    squared = products.mul_(-2.0).add_(col_sq).add_(row_sq[:, None]).clamp_(min=0.0)
+    return squared.sqrt_() if metric == "euclidean" else squared
+
+
+def query_pass(
+    q_feats: np.ndarray, g_feats: np.ndarray, metric: DistanceMetric, k: int, device: str
+) -> tuple[Neighbours, np.ndarray]:
+    """Queries (q, d) against all N = q + g rows (queries first) → their k nearest (indices
+    into the N rows, with each row's farthest distance) and the (q, g) float32 distances."""
+    dev = torch.device(device)
+    queries, gallery = _prepared(q_feats, metric, dev), _prepared(g_feats, metric, dev)
+    q_sq, g_sq = queries.square().sum(1), gallery.square().sum(1)
+    num_query = len(q_feats)
+    block = np.empty((num_query, len(g_feats)), dtype=np.float32)
+    parts: list[Neighbours] = []
+    with torch.no_grad():
+        for start in range(0, num_query, QUERY_CHUNK_ROWS):
+            rows = slice(start, min(start + QUERY_CHUNK_ROWS, num_query))
+            if dev.type == "cpu":
+                to_gallery = torch.matmul(
+                    queries[rows], gallery.T, out=torch.from_numpy(block[rows])
+                )
+            else:
+                to_gallery = queries[rows] @ gallery.T
+            _to_distances(to_gallery, q_sq[rows], g_sq, metric)
+            to_queries = _to_distances(queries[rows] @ queries.T, q_sq[rows], q_sq, metric)
+            own = neighbours_from_tensor(to_queries, k)
+            other = neighbours_from_tensor(to_gallery, k)
+            other = Neighbours(other.indices + num_query, other.distances, other.farthest)
+            parts.append(merge_neighbours(own, other, k))
+            if dev.type != "cpu":
+                block[rows] = to_gallery.cpu().numpy()
+    return stack_neighbours(parts), block
+
+
+def stack_neighbours(parts: list[Neighbours]) -> Neighbours:
+    """Neighbours of consecutive row chunks → one Neighbours over all their rows."""
+    farthest = [p.farthest for p in parts if p.farthest is not None]
+    return Neighbours(
+        np.concatenate([p.indices for p in parts]),
+        np.concatenate([p.distances for p in parts]),
+        np.concatenate(farthest) if len(farthest) == len(parts) else None,
+    )
+
+
+def add_query_neighbours(own: Neighbours, block: np.ndarray, k: int) -> Neighbours:
+    """Gallery rows' k nearest among the gallery (`own`, (g, k), gallery indices already offset
+    by q, with farthest) and the (q, g) block → their k nearest among all N rows.
+
+    A query i can enter gallery row j's k nearest only when block[i, j] ≤ own's k-th distance
+    of j (ties included), so only those pairs are gathered; the merge then orders by distance
+    and index exactly as over a full row.
+    """
+    num_gallery = block.shape[1]
+    # With fewer than k gallery rows, every query may enter: take them all.
+    kth = own.distances[:, -1] if own.indices.shape[1] >= k else np.full(num_gallery, np.inf)
+    query_idx, gallery_idx = np.nonzero(block <= kth[None, :])
+    dist = block[query_idx, gallery_idx]
+    order = np.lexsort((query_idx, dist, gallery_idx))
+    query_idx, gallery_idx, dist = query_idx[order], gallery_idx[order], dist[order]
+    counts = np.bincount(gallery_idx, minlength=num_gallery)
+    slot = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep = slot < k
+    # Rows with fewer than k candidates are padded with infinite distances, never chosen.
+    indices = np.zeros((num_gallery, k), dtype=np.int64)
+    distances = np.full((num_gallery, k), np.inf, dtype=np.float32)
+    indices[gallery_idx[keep], slot[keep]] = query_idx[keep]
+    distances[gallery_idx[keep], slot[keep]] = dist[keep]
+    farthest = np.maximum(own.farthest, block.max(axis=0)) if own.farthest is not None else None
+    return merge_neighbours(own, Neighbours(indices, distances, farthest), k)

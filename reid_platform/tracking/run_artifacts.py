@@ -1,0 +1,50 @@
+"""Fetch a run's artifacts from an MLflow tracking store, with one-sentence errors."""
+
+from pathlib import Path
+
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from reid_platform.errors import ReidError
+from reid_platform.tracking.layout import MODEL_CHECKPOINT
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def _check_store_exists(tracking_uri: str) -> None:
+    # MLflow creates an empty sqlite store on first contact; reading from a typo'd path would
+    # then report "run not found" in a fresh, wrong database instead of naming the real problem.
+    if tracking_uri.startswith(_SQLITE_PREFIX):
+        path = Path(tracking_uri.removeprefix(_SQLITE_PREFIX))
+        if not path.is_file():
+            raise ReidError(f"tracking store {tracking_uri} does not exist (no file {path})")
+
+
+def get_run(run_id: str, tracking_uri: str) -> Run:
+    """The run `run_id` in the store at `tracking_uri`; an unknown id raises `ReidError`."""
+    _check_store_exists(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        return client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            raise ReidError(f"run {run_id!r} is not in the tracking store {tracking_uri}") from None
+        raise ReidError(f"tracking store {tracking_uri} cannot be read: {error.message}") from None
+
+
+def download_run_artifact(run_id: str, artifact_path: str, tracking_uri: str, out: Path) -> Path:
+    """Download `artifact_path` of run `run_id` into the folder `out`; returns the local path."""
+    get_run(run_id, tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    parent = str(Path(artifact_path).parent) if "/" in artifact_path else None
+    names = {entry.path for entry in client.list_artifacts(run_id, parent)}
+    if artifact_path not in names:
+        raise ReidError(f"run {run_id!r} has no artifact {artifact_path}")
+    out.mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, artifact_path, str(out)))
+
+
+def download_run_model(run_id: str, tracking_uri: str, out: Path) -> Path:
+    """The run's trained model file (`checkpoints/model.pt`), downloaded into `out`."""
+    return download_run_artifact(run_id, MODEL_CHECKPOINT, tracking_uri, out)

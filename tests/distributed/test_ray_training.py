@@ -1,0 +1,262 @@
+"""`reid train` on a real local Ray (2 gloo CPU workers) into a real MLflow sqlite store.
+
+One Ray per module (starting one costs ~15 s, a Train worker group ~30 s on 2 cores); tiny
+synthetic data at 64×32. Deselect with `-m "not ray"`.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from ray.util.state import list_actors
+
+from reid_platform.cli.main import main
+from reid_platform.cli.train_command import with_run_name
+from reid_platform.config import load_config
+from reid_platform.config.flatten import flatten, to_yaml
+from reid_platform.data.build import build_data
+from reid_platform.distributed.callbacks import MlflowReportCallback
+from reid_platform.distributed.trainer import TrainingLaunch, build_trainer, fit
+from reid_platform.modeling.model_file import load_model_file
+from reid_platform.tracking.runs import open_training_run
+from reid_platform.training.hooks import TrainingOutcome
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = REPO / "experiments/quickstart.yaml"
+EXPERIMENT = "quickstart"
+SNAPSHOT = "checkpoint_manager_snapshot.json"
+
+
+def tiny_overrides(data_root: Path, out: Path, *, epochs: int) -> list[str]:
+    """Quickstart shrunk: 24 synthetic ids at 64×32, 3 iterations per epoch, eval every epoch."""
+    synthetic = {"ids": 24, "images_per_id": 6, "height": 64, "width": 32}
+    return [
+        *(f"data.{split}.0.root={data_root}" for split in ("train", "test")),
+        *(f"data.{s}.0.synthetic.{k}={v}" for s in ("train", "test") for k, v in synthetic.items()),
+        "data.validation.num_ids=4",
+        "data.loader.batch_size=16",
+        "data.loader.num_workers=0",
+        "input.size_train=[64,32]",
+        "input.size_test=[64,32]",
+        "evaluation.rank_list_queries=2",
+        f"solver.max_epochs={epochs}",
+        "solver.warmup.iters=2",
+        "training.eval_period=1",
+        "training.checkpoint_period=1",
+        "training.log_period=1",
+        "distributed.num_workers=2",
+        f"distributed.storage_path={out / 'ray'}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """One local Ray for the module; yields its address (for `reid train --address`)."""
+    ray.init(address="local", num_cpus=4, log_to_driver=True)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic benchmark, generated once for the module."""
+    root = tmp_path_factory.mktemp("data") / "synth"
+    build_data(load_config(QUICKSTART, tiny_overrides(root, root, epochs=1)).data)
+    return root
+
+
+def tracking_uri(folder: Path) -> str:
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def only_run(uri: str) -> Run:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+def metric_steps(uri: str, run: Run) -> dict[str, list[int]]:
+    """key → the steps of its history, in logging order (duplicates kept)."""
+    client = MlflowClient(uri)
+    return {
+        key: sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+        for key in run.data.metrics
+    }
+
+
+def assert_complete_history(steps: dict[str, list[int]], epochs: int) -> None:
+    """train/* and eval/* once per epoch 0..epochs-1; test/* once, at the last epoch."""
+    assert {"train/loss", "train/lr", "train/images_per_sec", "eval/mAP", "test/mAP"} <= set(steps)
+    for key, logged in steps.items():
+        expected = [epochs - 1] if key.startswith("test/") else list(range(epochs))
+        assert logged == expected, key
+
+
+def artifact_paths(uri: str, run_id: str, folder: str | None = None) -> set[str]:
+    client = MlflowClient(uri)
+    paths: set[str] = set()
+    for entry in client.list_artifacts(run_id, folder):
+        paths |= artifact_paths(uri, run_id, entry.path) if entry.is_dir else {entry.path}
+    return paths
+
+
+def wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def checkpoint_registered(run_dir: Path, name: str) -> Callable[[], bool]:
+    """Whether Ray Train registered checkpoint `name` (a copied folder alone may be orphaned)."""
+    snapshot = run_dir / SNAPSHOT
+    return lambda: snapshot.is_file() and name in snapshot.read_text(encoding="utf-8")
+
+
+def test_two_gloo_workers_train_and_track_everything(
+    cluster: str, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    overrides = tiny_overrides(data_root, tmp_path, epochs=3)
+    uri = tracking_uri(tmp_path)
+    assert main(["train", str(QUICKSTART), *overrides, "--tracking-uri", uri]) == 0
+
+    run = only_run(uri)
+    name = run.data.tags["reid.run_name"]
+    assert re.fullmatch(rf"{EXPERIMENT}-\d{{8}}-\d{{6}}-[0-9a-f]{{4}}", name)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["reid.kind"] == "train"
+    assert {"reid.env.torch", "reid.env.ray", "reid.env.mlflow"} <= set(run.data.tags)
+    config = with_run_name(load_config(QUICKSTART, overrides), name)
+    assert run.data.params == flatten(config)
+    client = MlflowClient(uri)
+    config_file = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
+    assert Path(config_file).read_text(encoding="utf-8") == to_yaml(config)
+    assert_complete_history(metric_steps(uri, run), epochs=3)
+
+    artifacts = artifact_paths(uri, run.info.run_id)
+    assert {"checkpoints/model.pt", "roc/roc.png", "roc/roc.csv"} <= artifacts
+    assert any(re.fullmatch(r"ranklist/.+\.png", path) for path in artifacts)
+    model_file = client.download_artifacts(run.info.run_id, "checkpoints/model.pt", str(tmp_path))
+    assert load_model_file(Path(model_file)).num_classes == 8  # 12 train ids − 4 validation
+
+    summary = capsys.readouterr().out
+    assert run.info.run_id in summary and name in summary
+    final_map = run.data.metrics["test/mAP"]
+    assert f"{100 * final_map:.2f}%" in summary
+
+
+def _fit_in_thread(trainer: Any, result: dict[str, Any]) -> threading.Thread:
+    def target() -> None:
+        try:
+            result["outcome"] = fit(trainer)
+        except BaseException as error:  # re-raised by the test
+            result["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def _train_worker_pids() -> list[int]:
+    actors = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    return sorted(int(actor.pid) for actor in actors)
+
+
+def test_killed_worker_is_replaced_and_history_has_no_gaps_or_duplicates(
+    cluster: str, data_root: Path, tmp_path: Path
+) -> None:
+    epochs, name, uri = 3, "killed-worker", tracking_uri(tmp_path)
+    overrides = [*tiny_overrides(data_root, tmp_path, epochs=epochs), "distributed.max_failures=1"]
+    config = with_run_name(load_config(QUICKSTART, overrides), name)
+    tracked = open_training_run(
+        tracking_uri=uri, experiment=EXPERIMENT, run_name=name, config=config
+    )
+    callback = MlflowReportCallback(tracking_uri=uri, run_id=tracked.run_id)
+    trainer = build_trainer(
+        config, TrainingLaunch(run_name=name, working_dir=tmp_path), callbacks=[callback]
+    )
+    result: dict[str, Any] = {}
+    thread = _fit_in_thread(trainer, result)
+
+    registered = checkpoint_registered(tmp_path / "ray" / name, "epoch_0000")
+    wait_for(registered, timeout_s=240, what="the first checkpoint")
+    time.sleep(0.5)  # into epoch 1's iterations
+    victims = _train_worker_pids()
+    assert len(victims) == 2
+    os.kill(victims[-1], signal.SIGKILL)
+    thread.join(timeout=300)
+
+    assert not thread.is_alive(), "training did not finish after the worker was killed"
+    if "error" in result:
+        raise result["error"]
+    outcome: TrainingOutcome = result["outcome"]
+    # The replacement worker group resumed from a checkpoint instead of starting over.
+    assert outcome.start_epoch >= 1
+    assert outcome.start_epoch + outcome.epochs_run == epochs
+    run = only_run(uri)
+    assert run.info.run_id == tracked.run_id
+    assert_complete_history(metric_steps(uri, run), epochs=epochs)
+    assert "reid.last_worker_error" in run.data.tags
+
+
+def test_interrupted_driver_relaunched_with_its_name_resumes_the_same_run(
+    cluster: str, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    epochs, name, uri = 3, "interrupted", tracking_uri(tmp_path)
+    argv = [
+        "train",
+        str(QUICKSTART),
+        *tiny_overrides(data_root, tmp_path, epochs=epochs),
+        "--tracking-uri",
+        uri,
+        "--run-name",
+        name,
+    ]
+    log = tmp_path / "first_launch.log"
+    with log.open("w") as sink:
+        driver = subprocess.Popen(
+            [str(Path(sys.executable).parent / "reid"), *argv, "--address", cluster],
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        registered = checkpoint_registered(tmp_path / "ray" / name, "epoch_0000")
+        wait_for(registered, timeout_s=240, what="the first checkpoint of the first launch")
+        driver.send_signal(signal.SIGINT)  # Ctrl-C
+        assert driver.wait(timeout=120) == 130, log.read_text()
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    first = only_run(uri)
+    assert first.info.status == "KILLED"
+    assert not checkpoint_registered(tmp_path / "ray" / name, f"epoch_{epochs - 1:04d}")()
+
+    capsys.readouterr()
+    assert main(argv) == 0
+    summary = capsys.readouterr().out
+    assert re.search(r"resumed after epoch [12]", summary), summary
+    run = only_run(uri)
+    assert run.info.run_id == first.info.run_id
+    assert run.info.status == "FINISHED"
+    assert_complete_history(metric_steps(uri, run), epochs=epochs)
