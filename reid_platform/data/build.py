@@ -99,7 +99,9 @@ def build_train_loader(
         dataset,
         batch_sampler=sampler,
         num_workers=workers,
-        persistent_workers=workers > 0,
+        # Not persistent: workers restart each epoch and seed from the loader's generator,
+        # which training re-seeds per epoch so a resumed epoch draws what the original drew.
+        persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(seed * 1000 + rank),
     )

@@ -18,9 +18,12 @@ import numpy as np
 from reid_platform.errors import EvaluationError
 from reid_platform.evaluation.distances import DistanceMetric
 from reid_platform.evaluation.knn import Neighbours, nearest_neighbours
-from reid_platform.evaluation.rerank_blocks import add_query_neighbours, query_pass
-from reid_platform.evaluation.rerank_pairs import csr_scores
-from reid_platform.evaluation.rerank_scores import ScoreSpace, resolve_device
+from reid_platform.evaluation.rerank_blocks import (
+    add_query_neighbours,
+    pattern_distances,
+    query_pass,
+)
+from reid_platform.evaluation.rerank_scores import resolve_device
 from reid_platform.evaluation.rerank_sparse import (
     expand_over_neighbours,
     jaccard_rows,
@@ -86,13 +89,16 @@ def k_reciprocal_rerank(
 
     pattern = reciprocal_expansion(ranks, k1)
     entry_rows = np.repeat(np.arange(n), np.diff(pattern.indptr))
-    space = ScoreSpace(features, metric, device)
-    distances = space.distances(csr_scores(space, pattern), entry_rows)
-    del space
+    both = Neighbours(ranks, np.concatenate([query_nb.distances, gallery_nb.distances]), None)
+    distances = pattern_distances(pattern, both, block, features, metric, device)
     weights = weight_matrix(pattern, np.square(distances) / max_sq[entry_rows])
     if k2 != 1:
         weights = expand_over_neighbours(weights, ranks, k2)
-    for rows, jaccard in jaccard_rows(weights, num_query):
-        original = np.square(block[rows]) / max_sq[rows, None]
-        block[rows] = jaccard * (1.0 - lambda_value) + original * lambda_value
+    # In place on the (q, g) block: whole-block temporaries would cost more than the sums.
+    lam = np.float32(lambda_value)
+    for rows, jaccard in jaccard_rows(weights, num_query, 1.0 - lambda_value):
+        part = block[rows]
+        np.square(part, out=part)
+        part *= lam / max_sq[rows, None]
+        part += jaccard
     return block

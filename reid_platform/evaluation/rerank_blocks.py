@@ -10,10 +10,13 @@ comparison pass over the block finds those few.
 
 import numpy as np
 import torch
+from scipy.sparse import csr_matrix
 from torch import Tensor
 
 from reid_platform.evaluation.distances import DistanceMetric, l2_normalize
 from reid_platform.evaluation.knn import Neighbours, merge_neighbours, neighbours_from_tensor
+from reid_platform.evaluation.rerank_pairs import pair_scores
+from reid_platform.evaluation.rerank_scores import ScoreSpace
 
 QUERY_CHUNK_ROWS = 1024
 """Queries per product: the (c, q) part and the top-k buffers stay small."""
@@ -100,3 +103,37 @@ def add_query_neighbours(own: Neighbours, block: np.ndarray, k: int) -> Neighbou
     distances[gallery_idx[keep], slot[keep]] = dist[keep]
     farthest = np.maximum(own.farthest, block.max(axis=0)) if own.farthest is not None else None
     return merge_neighbours(own, Neighbours(indices, distances, farthest), k)
+
+
+def pattern_distances(
+    pattern: csr_matrix,
+    neighbours: Neighbours,
+    block: np.ndarray,
+    features: np.ndarray,
+    metric: DistanceMetric,
+    device: str,
+) -> np.ndarray:
+    """Distances of every stored entry (i, j) of `pattern` (N, N) → (nnz,) float32 aligned with
+    its `indices`.
+
+    Most entries are already known: j among i's nearest (`neighbours`, (N, K) of all N rows),
+    or a query-gallery pair of the (q, g) block. Only the rest are computed from the (N, d)
+    features (queries first).
+    """
+    rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
+    cols = pattern.indices.astype(np.int64)
+    out = np.empty(len(cols), dtype=np.float32)
+    hits = neighbours.indices[rows] == cols[:, None]
+    found = hits.any(1)
+    out[found] = neighbours.distances[rows[found], hits[found].argmax(1)]
+    num_query = block.shape[0]
+    query_row = ~found & (rows < num_query) & (cols >= num_query)
+    out[query_row] = block[rows[query_row], cols[query_row] - num_query]
+    query_col = ~found & (rows >= num_query) & (cols < num_query)
+    out[query_col] = block[cols[query_col], rows[query_col] - num_query]
+    rest = np.flatnonzero(~(found | query_row | query_col))
+    if len(rest):
+        space = ScoreSpace(features, metric, device)
+        scores = pair_scores(space, rows[rest], cols[rest, None])[:, 0]
+        out[rest] = space.distances(scores, rows[rest])
+    return out

@@ -111,11 +111,22 @@ def _overlap_sums(query_rows: csr_matrix, gallery_cols: csc_matrix) -> np.ndarra
     return np.bincount(keys, weights=values, minlength=r * g).reshape(r, g)
 
 
-def jaccard_rows(weights: csr_matrix, num_query: int) -> Iterator[tuple[slice, np.ndarray]]:
-    """Yield (query rows, (r, g) float32 Jaccard distances 1 − Σmin / (2 − Σmin)) between the
-    V rows of the queries and of the gallery (the last n − num_query rows), chunk by chunk."""
+def jaccard_rows(
+    weights: csr_matrix, num_query: int, scale: float = 1.0
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Yield (query rows, (r, g) float32 `scale` × Jaccard distances 1 − Σmin / (2 − Σmin))
+    between the V rows of the queries and of the gallery (the last n − num_query rows).
+
+    The sums go to float32 at once (as the classic accumulates them) and the rest is computed
+    in place: whole-block float64 temporaries would cost more than the sums themselves.
+    """
     gallery_cols = csc_matrix(weights[num_query:])
     query_rows = csr_matrix(weights[:num_query])
     for rows in _row_chunks(query_rows, gallery_cols):
-        sums = _overlap_sums(query_rows[rows], gallery_cols)
-        yield rows, (1.0 - sums / (2.0 - sums)).astype(np.float32)
+        sums = _overlap_sums(query_rows[rows], gallery_cols).astype(np.float32)
+        denominator = np.subtract(np.float32(2.0), sums)
+        # 1 − s / (2 − s) = 2 (1 − s) / (2 − s)
+        np.subtract(np.float32(1.0), sums, out=sums)
+        sums *= np.float32(2.0 * scale)
+        sums /= denominator
+        yield rows, sums

@@ -6,9 +6,9 @@ in the main process, dropout, random patches) do not depend on what ran before i
 resumed at epoch e draws exactly what the uninterrupted run drew, whatever evaluation or
 checkpointing consumed in between, and ranks augment differently.
 
-Loader worker processes seed themselves from the loader's generator when they start;
-persistent workers (`data.loader.num_workers > 0`) keep their streams across epochs, so with
-them a resumed run is reproducible but not draw-for-draw identical to the uninterrupted one.
+Loader worker processes seed themselves from the loader's generator each time they start;
+training loaders are not persistent and the loop re-seeds that generator with the epoch seed,
+so with `data.loader.num_workers > 0` too a resumed epoch draws what the original one drew.
 """
 
 import logging

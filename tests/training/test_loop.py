@@ -230,6 +230,17 @@ def test_resume_continues_the_interrupted_run(
     assert resumed.outcome.test_metrics == pytest.approx(reference.outcome.test_metrics, abs=1e-6)
 
 
+def test_resume_is_exact_with_loader_worker_processes(data_root: Path, tmp_path: Path) -> None:
+    """Augmentations drawn in loader workers are re-seeded per epoch, so resume stays exact."""
+    config = tiny_config(data_root, "data.loader.num_workers=1", "solver.max_epochs=2")
+    whole = run_training(config, tmp_path / "whole")
+    with pytest.raises(InterruptedRunError):
+        run_training(config, tmp_path / "first", hooks=RecordingHooks(stop_after_epoch=0))
+    checkpoint = tmp_path / "first/checkpoints/epoch_0000"
+    resumed = run_training(config, tmp_path / "second", resume_from=checkpoint)
+    assert train_losses(resumed)[1] == pytest.approx(train_losses(whole)[1], abs=1e-6)
+
+
 def test_resuming_a_finished_run_trains_nothing(reference: Run, data_root: Path) -> None:
     final = reference.outcome.final_checkpoint_dir
     assert final is not None
