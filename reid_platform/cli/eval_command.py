@@ -96,7 +96,7 @@ def _save_path(path: Path, dataset: str, many: bool) -> Path:
     return path.with_name(f"{path.stem}_{dataset}{path.suffix}") if many else path
 
 
-def _report_files(args: argparse.Namespace, config: ReidConfig, job: "_DatasetJob") -> str:
+def _report_files(config: ReidConfig, job: "_DatasetJob") -> str:
     written = write_report_files(
         job.result.report,
         job.query,
@@ -147,7 +147,7 @@ def eval_command(args: argparse.Namespace) -> int:
                 saved = save_features(_save_path(args.save_features, name, many), query, gallery)
                 console.print(f"features saved to {saved}")
             if args.report is not None:
-                console.print(_report_files(args, config, job))
+                console.print(_report_files(config, job))
     if args.json:
         print(json.dumps(results))  # noqa: T201 - machine-readable output
     return 0

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from scipy.sparse import csr_matrix
 
 from reid_platform.evaluation.rerank_scores import ScoreSpace
 
@@ -47,20 +46,3 @@ def pair_scores(space: ScoreSpace, rows: np.ndarray, cols: np.ndarray) -> np.nda
             dots = (space.z[col_ids] * space.z[row_ids][:, None, :]).sum(-1)
             out[block] = (dots * space.scale - space.bias[col_ids]).cpu().numpy()
     return out
-
-
-def csr_scores(space: ScoreSpace, pattern: csr_matrix) -> np.ndarray:
-    """Scores of every stored entry of `pattern` (n, n) → (nnz,) float32 aligned with its
-    `indices` (only the structure of `pattern` is read)."""
-    indptr = pattern.indptr.astype(np.int64)
-    lengths = np.diff(indptr)
-    n = len(lengths)
-    if len(pattern.indices) == 0:
-        return np.empty(0, dtype=np.float32)
-    width = int(lengths.max())
-    # Pad every row to the longest with its own index; the padding is computed and dropped.
-    slot = np.arange(len(pattern.indices)) - np.repeat(indptr[:-1], lengths)
-    row_of_entry = np.repeat(np.arange(n), lengths)
-    cols = np.repeat(np.arange(n)[:, None], width, axis=1)
-    cols[row_of_entry, slot] = pattern.indices
-    return pair_scores(space, np.arange(n), cols)[row_of_entry, slot]

@@ -7,18 +7,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from reid_platform.errors import ReidError
+from reid_platform.tracking.connection import sqlite_path
 from reid_platform.tracking.layout import MODEL_CHECKPOINT
-
-_SQLITE_PREFIX = "sqlite:///"
 
 
 def _check_store_exists(tracking_uri: str) -> None:
     # MLflow creates an empty sqlite store on first contact; reading from a typo'd path would
     # then report "run not found" in a fresh, wrong database instead of naming the real problem.
-    if tracking_uri.startswith(_SQLITE_PREFIX):
-        path = Path(tracking_uri.removeprefix(_SQLITE_PREFIX))
-        if not path.is_file():
-            raise ReidError(f"tracking store {tracking_uri} does not exist (no file {path})")
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.is_file():
+        raise ReidError(f"tracking store {tracking_uri} does not exist (no file {path})")
 
 
 def get_run(run_id: str, tracking_uri: str) -> Run:

@@ -70,7 +70,6 @@ from reid_platform.training.hooks import (
 from reid_platform.training.seeding import (
     configure_determinism,
     epoch_seed,
-    seed_epoch,
     seed_everything,
 )
 from reid_platform.training.validation import TrainingEvaluator, ValidationResult
@@ -267,13 +266,12 @@ def _objective(config: ReidConfig, placement: WorkerPlacement, device: torch.dev
 def _run_epoch(run: _Run, epoch: int) -> EpochEnd:
     """Train epoch `epoch` on this rank; on rank 0 also evaluate / checkpoint as scheduled."""
     config, iters = run.config, len(run.loader)
-    seed_epoch(config.seed, rank=run.placement.rank, epoch=epoch)
+    seed = epoch_seed(config.seed, rank=run.placement.rank, epoch=epoch)
+    seed_everything(seed)
     if run.loader.generator is not None:
         # Loader workers (re-started every epoch) seed themselves from this generator, so an
         # epoch's augmentations depend on (seed, rank, epoch) alone, also after a resume.
-        run.loader.generator.manual_seed(
-            epoch_seed(config.seed, rank=run.placement.rank, epoch=epoch)
-        )
+        run.loader.generator.manual_seed(seed)
     sampler = run.loader.batch_sampler
     if isinstance(sampler, RankShardedBatchSampler):
         sampler.set_epoch(epoch)

@@ -33,11 +33,6 @@ def epoch_seed(seed: int, *, rank: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
 
 
-def seed_epoch(seed: int, *, rank: int, epoch: int) -> None:
-    """Seed every global generator for one epoch of one rank (see the module docstring)."""
-    seed_everything(epoch_seed(seed, rank=rank, epoch=epoch))
-
-
 def configure_determinism(*, deterministic: bool, device: torch.device) -> None:
     """With `deterministic`, make torch use deterministic kernels (an error names any op that
     has none); without it on CUDA, let cuDNN pick the fastest convolution algorithms."""
