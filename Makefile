@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --constraint constraints.txt --editable ".[dev]"
 	touch $(STAMP)
 
-# The main job: train the quickstart model on the synthetic benchmark (generated on first use)
-# with 2 Ray Train workers on a local Ray, tracked in ./mlflow.db; it becomes the search later.
+# The main job: the quickstart search on the synthetic benchmark (generated on first use) on a
+# local Ray, tracked in ./mlflow.db (one parent run, one child run per trial).
 quickstart: install
-	$(BIN)/reid train experiments/quickstart.yaml
+	$(BIN)/reid search experiments/quickstart.yaml --space search_spaces/quickstart.yaml
 
 test: install
 	$(BIN)/pytest -q

@@ -61,3 +61,33 @@ def test_experiment_model_stage(path: Path) -> None:
 def test_search_space_validates(path: Path) -> None:
     space = validate_section(SearchSpaceConfig, read_yaml_mapping(path), str(path))
     assert space.params
+
+
+# The experiments each shipped space is meant to search (`reid search EXPERIMENT --space SPACE`).
+SPACE_EXPERIMENTS = {
+    "quickstart": ("quickstart",),
+    "architecture": ("bot_r50", "agw_r50", "sbs_r50"),
+    "loss_margins": ("bot_r50", "agw_r50", "sbs_r50", "quickstart"),
+}
+
+
+def test_every_search_space_names_its_experiments() -> None:
+    assert {path.stem for path in SEARCH_SPACES} == set(SPACE_EXPERIMENTS)
+
+
+@pytest.mark.parametrize("path", SEARCH_SPACES, ids=lambda p: p.stem)
+def test_search_space_fits_its_experiments(path: Path) -> None:
+    """Every choice, bound and seed point is accepted by each experiment, and each seed point's
+    model builds (a combination the config accepts can still fail at model build time)."""
+    from reid_platform.config.search import load_search_space
+    from reid_platform.config.search_check import check_search_space
+    from reid_platform.distributed.search_space import seed_points, trial_config
+    from reid_platform.modeling.build import build_model
+
+    space = load_search_space(path)
+    for name in SPACE_EXPERIMENTS[path.stem]:
+        base = load_config(REPO / "experiments" / f"{name}.yaml")
+        check_search_space(space, base)
+        for point in seed_points(space):
+            config = trial_config(base, space, point)
+            assert build_model(config.model, config.input, num_classes=10) is not None

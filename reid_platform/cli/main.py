@@ -11,11 +11,13 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from reid_platform.cli import (
+    compare_command,
     config_commands,
     data_commands,
     eval_command,
     import_commands,
     metrics_command,
+    search_command,
     train_command,
 )
 from reid_platform.errors import ReidError
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_command.register(commands, common)
     metrics_command.register(commands, common)
     train_command.register(commands, common)
+    search_command.register(commands, common)
+    compare_command.register(commands, common)
     return parser
 
 

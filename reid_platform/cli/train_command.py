@@ -111,8 +111,13 @@ def _train(config: ReidConfig, args: argparse.Namespace, run_id: str) -> Trainin
     from reid_platform.distributed.trainer import TrainingLaunch, build_trainer, fit
 
     assert config.tracking.run_name is not None
+    from reid_platform.tracking.connection import absolute_tracking_uri
+
     launch = TrainingLaunch(run_name=config.tracking.run_name, working_dir=Path.cwd())
-    callback = MlflowReportCallback(tracking_uri=args.tracking_uri, run_id=run_id)
+    # The Train controller logs from its own working directory, where a relative sqlite path
+    # would open another database.
+    tracking_uri = absolute_tracking_uri(args.tracking_uri, launch.working_dir)
+    callback = MlflowReportCallback(tracking_uri=tracking_uri, run_id=run_id)
     with ray_session(args.address, cpus_needed=_cpus_needed(config)):
         return fit(build_trainer(config, launch, callbacks=[callback]))
 

@@ -121,3 +121,13 @@ def check_tracking_store(tracking_uri: str) -> None:
     elif scheme in {"", "file"}:
         _check_file_store(tracking_uri)
     _check_api(tracking_uri)
+
+
+def absolute_tracking_uri(tracking_uri: str, working_dir: Path) -> str:
+    """The tracking URI as other processes must see it: a relative sqlite path made absolute
+    against the driver's working directory (Tune runs each trial in its own trial folder, and
+    Ray Train controllers in their own working directories)."""
+    path = sqlite_path(tracking_uri)
+    if path is None or path.is_absolute():
+        return tracking_uri
+    return f"sqlite:///{(working_dir / path).resolve()}"

@@ -22,16 +22,49 @@ RUN_NAME_TAG = "reid.run_name"
 CONFIG_HASH_TAG = "reid.config_hash"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 
+# A search: the parent run (`reid.kind=search`) names its objective; each child run
+# (`reid.kind=trial`) carries its Tune trial id, its outcome and the params it sampled.
+SEARCH_KIND = "search"
+TRIAL_KIND = "trial"
+OBJECTIVE_TAG = "reid.objective"
+MODE_TAG = "reid.mode"
+SPACE_HASH_TAG = "reid.space_hash"
+TRIAL_ID_TAG = "reid.trial_id"
+TRIAL_STATUS_TAG = "reid.trial_status"
+TRIAL_ERROR_TAG = "reid.trial_error"
+TRIAL_REASON_TAG = "reid.trial_reason"
+SEARCHED_PARAMS_TAG = "reid.searched_params"
+BEST_RUN_TAG = "reid.best_run_id"
+PARETO_RUNS_TAG = "reid.pareto_run_ids"
+SEARCH_SPACE_ARTIFACT = "search_space.yaml"
+TRIALS_ARTIFACT = "trials.csv"
+FIGURES_DIR = "figures"
+
 __all__ = [
+    "BEST_RUN_TAG",
     "CONFIG_ARTIFACT",
     "CONFIG_HASH_TAG",
     "DISTANCE_HISTOGRAM",
+    "FIGURES_DIR",
     "FINAL_METRICS",
     "KIND_TAG",
     "MODEL_CHECKPOINT",
+    "MODE_TAG",
+    "OBJECTIVE_TAG",
     "PARENT_RUN_TAG",
+    "PARETO_RUNS_TAG",
     "RANK_LIST_DIR",
     "ROC_FIGURE",
     "ROC_TABLE",
     "RUN_NAME_TAG",
+    "SEARCHED_PARAMS_TAG",
+    "SEARCH_KIND",
+    "SEARCH_SPACE_ARTIFACT",
+    "SPACE_HASH_TAG",
+    "TRIALS_ARTIFACT",
+    "TRIAL_ERROR_TAG",
+    "TRIAL_ID_TAG",
+    "TRIAL_KIND",
+    "TRIAL_REASON_TAG",
+    "TRIAL_STATUS_TAG",
 ]

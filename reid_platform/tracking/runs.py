@@ -57,7 +57,7 @@ class TrackedRun:
     previous_status: str | None = None
 
 
-def _experiment_id(client: MlflowClient, name: str) -> str:
+def experiment_id_for(client: MlflowClient, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
@@ -75,7 +75,7 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
     return str(experiment.experiment_id)
 
 
-def _quoted(value: str) -> str:
+def quoted(value: str) -> str:
     # MLflow's filter grammar has no escape sequences: a value is quoted with whichever quote
     # character it does not contain.
     if "'" not in value:
@@ -88,7 +88,7 @@ def _quoted(value: str) -> str:
 def _find_run(client: MlflowClient, experiment_id: str, run_name: str) -> Run | None:
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{RUN_NAME_TAG}` = {_quoted(run_name)}",
+        filter_string=f"tags.`{RUN_NAME_TAG}` = {quoted(run_name)}",
         order_by=["attributes.start_time ASC"],
         max_results=2,
     )
@@ -111,7 +111,7 @@ def _check_continuable(run: Run, run_name: str, digest: str, kind: str) -> None:
         )
 
 
-def _param_value(key: str, value: str) -> str:
+def param_value(key: str, value: str) -> str:
     if len(value) <= MAX_PARAM_VAL_LENGTH:
         return value
     # config.yaml keeps the full value; MLflow rejects longer params.
@@ -119,24 +119,24 @@ def _param_value(key: str, value: str) -> str:
     return value[: MAX_PARAM_VAL_LENGTH - len(_TRUNCATION_MARK)] + _TRUNCATION_MARK
 
 
-def _chunks(items: list[T], size: int) -> list[list[T]]:
+def chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def _complete_run(client: MlflowClient, run: Run, config: ReidConfig) -> None:
+def complete_run(client: MlflowClient, run: Run, config: ReidConfig) -> None:
     """Log what a run must hold; a launch that died half-way through is completed by the next."""
     run_id = run.info.run_id
     logged = run.data.params
     params = [
-        Param(key, _param_value(key, value))
+        Param(key, param_value(key, value))
         for key, value in flatten(config).items()
         if key not in logged
     ]
-    for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
+    for chunk in chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run_id, params=chunk)
     # The environment of the latest launch: a resumed run may continue on other hardware.
     tags = [RunTag(key, value) for key, value in environment_tags().items()]
-    for tag_chunk in _chunks(tags, MAX_PARAMS_TAGS_PER_BATCH):
+    for tag_chunk in chunks(tags, MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run_id, tags=tag_chunk)
     client.log_text(run_id, to_yaml(config), CONFIG_ARTIFACT)
 
@@ -150,7 +150,7 @@ def _open(
     kind: str,
     parent_run_id: str | None,
 ) -> TrackedRun:
-    experiment_id = _experiment_id(client, experiment)
+    experiment_id = experiment_id_for(client, experiment)
     digest = config_hash(config)
     run = _find_run(client, experiment_id, run_name)
     previous_status = None if run is None else str(run.info.status)
@@ -162,7 +162,7 @@ def _open(
         if parent_run_id is not None:
             tags[PARENT_RUN_TAG] = parent_run_id
         run = client.create_run(experiment_id, run_name=run_name, tags=tags)
-    _complete_run(client, run, config)
+    complete_run(client, run, config)
     return TrackedRun(
         run_id=run.info.run_id,
         experiment_id=experiment_id,

@@ -289,6 +289,9 @@ def _run_epoch(run: _Run, epoch: int) -> EpochEnd:
         sampler_epoch=epoch,
     )
     metrics = _train_metrics(stats)
+    # The model's size rides along every epoch: a search may minimise it (objective
+    # `model/params`), and Tune only sees what each report carries.
+    metrics[metric_names.MODEL_PARAMS] = float(sum(p.numel() for p in run.step.bare.parameters()))
     final = epoch + 1 == config.solver.max_epochs
     folder = None
     if run.evaluator is not None:

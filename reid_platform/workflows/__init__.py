@@ -1,0 +1,1 @@
+"""Compositions of tracking and distributed pieces: compare, promote, fetch."""
