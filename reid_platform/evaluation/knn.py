@@ -52,7 +52,11 @@ def nearest_neighbours(
     """
     if k < 1:
         raise EvaluationError(f"the number of neighbours k must be at least 1, got {k}")
-    space = ScoreSpace(features, metric, device)
+    return neighbours_in_space(ScoreSpace(features, metric, device), k, farthest=farthest)
+
+
+def neighbours_in_space(space: ScoreSpace, k: int, *, farthest: bool = False) -> Neighbours:
+    """`nearest_neighbours` of the rows of an already prepared score space (k ≥ 1)."""
     k = min(k, space.num_rows)
     all_rows = np.arange(space.num_rows, dtype=np.int64)
     if space.device.type == "cpu":

@@ -10,20 +10,21 @@ What is stored instead of the classic dense matrices: per row its K = max(k1 + 1
 neighbours and its farthest distance, V and V_qe as sparse matrices, the exact distances of the
 pairs V needs (recomputed from the features), and the (q, g) result itself. The query rows'
 neighbours come from their exact distances to all N rows, which the result needs anyway; the
-gallery rows' from `nearest_neighbours` among the gallery plus the transposed query block.
+gallery rows' from `neighbours_in_space` among the gallery plus the transposed query block.
 """
 
 import numpy as np
+import torch
 
 from reid_platform.errors import EvaluationError
 from reid_platform.evaluation.distances import DistanceMetric
-from reid_platform.evaluation.knn import Neighbours, nearest_neighbours
+from reid_platform.evaluation.knn import Neighbours, neighbours_in_space
 from reid_platform.evaluation.rerank_blocks import (
     add_query_neighbours,
     pattern_distances,
-    query_pass,
+    query_pass_in_space,
 )
-from reid_platform.evaluation.rerank_scores import resolve_device
+from reid_platform.evaluation.rerank_scores import ScoreSpace, resolve_device
 from reid_platform.evaluation.rerank_sparse import (
     expand_over_neighbours,
     jaccard_rows,
@@ -50,13 +51,11 @@ def _check_arguments(
         )
 
 
-def _gallery_neighbours(
-    g_feats: np.ndarray, block: np.ndarray, metric: DistanceMetric, k: int, device: str
-) -> Neighbours:
+def _gallery_neighbours(space: ScoreSpace, block: np.ndarray, k: int) -> Neighbours:
     """Gallery rows' k nearest among all N rows (query indices first): among the gallery by
-    `nearest_neighbours`, then merged with the queries read off the (q, g) block."""
+    `neighbours_in_space`, then merged with the queries read off the (q, g) block."""
     num_query = block.shape[0]
-    own = nearest_neighbours(g_feats, k, metric=metric, farthest=True, device=device)
+    own = neighbours_in_space(space.part(slice(num_query, None)), k, farthest=True)
     own = Neighbours(own.indices + num_query, own.distances, own.farthest)
     return add_query_neighbours(own, block, k)
 
@@ -77,11 +76,12 @@ def k_reciprocal_rerank(
     """
     _check_arguments(q_feats, g_feats, k1, k2, lambda_value)
     resolve_device(device)
-    features = np.concatenate([q_feats, g_feats]).astype(np.float32, copy=False)
-    num_query, n = len(q_feats), len(features)
+    # One prepared copy of all N rows (queries first) serves every product below.
+    space = ScoreSpace((q_feats, g_feats), metric, device)
+    num_query, n = len(q_feats), space.num_rows
     k = min(max(k1 + 1, k2), n)
-    query_nb, block = query_pass(q_feats, g_feats, metric, k, device)
-    gallery_nb = _gallery_neighbours(g_feats, block, metric, k, device)
+    query_nb, block = query_pass_in_space(space, num_query, k)
+    gallery_nb = _gallery_neighbours(space, block, k)
     ranks = np.concatenate([query_nb.indices, gallery_nb.indices])
     assert query_nb.farthest is not None and gallery_nb.farthest is not None
     max_sq = np.concatenate([query_nb.farthest, gallery_nb.farthest]).astype(np.float32) ** 2
@@ -90,15 +90,14 @@ def k_reciprocal_rerank(
     pattern = reciprocal_expansion(ranks, k1)
     entry_rows = np.repeat(np.arange(n), np.diff(pattern.indptr))
     both = Neighbours(ranks, np.concatenate([query_nb.distances, gallery_nb.distances]), None)
-    distances = pattern_distances(pattern, both, block, features, metric, device)
+    distances = pattern_distances(pattern, both, block, space)
     weights = weight_matrix(pattern, np.square(distances) / max_sq[entry_rows])
     if k2 != 1:
         weights = expand_over_neighbours(weights, ranks, k2)
     # In place on the (q, g) block: whole-block temporaries would cost more than the sums.
-    lam = np.float32(lambda_value)
+    # (torch, whose elementwise ops are threaded.)
+    result = torch.from_numpy(block)
+    scale = torch.from_numpy(np.float32(lambda_value) / max_sq[:num_query, None])
     for rows, jaccard in jaccard_rows(weights, num_query, 1.0 - lambda_value):
-        part = block[rows]
-        np.square(part, out=part)
-        part *= lam / max_sq[rows, None]
-        part += jaccard
+        result[rows].square_().mul_(scale[rows]).add_(torch.from_numpy(jaccard))
     return block

@@ -1,8 +1,9 @@
 """The query × all block of k-reciprocal re-ranking and the gallery rows' query neighbours.
 
-The re-ranked result needs the exact (q, g) distances anyway, so the queries' neighbours come
-from exact products: per chunk of queries, the (c, g) product is written straight into the
-result array (no second copy) and a (c, q) product covers the other queries. The gallery
+The re-ranked result needs the exact (q, g) distances anyway, so the queries' neighbours among
+the gallery come from exact products: per chunk of queries, the (c, g) product is written
+straight into the result array (no second copy). Among the other queries, the certified search
+of `knn` finds them (a full (q, q) product would cost a sixth of the block's). The gallery
 rows' neighbours among the queries are read off the same block: only the queries no farther
 than a gallery row's k-th nearest gallery item can enter its k nearest, and a single
 comparison pass over the block finds those few.
@@ -13,18 +14,18 @@ import torch
 from scipy.sparse import csr_matrix
 from torch import Tensor
 
-from reid_platform.evaluation.distances import DistanceMetric, l2_normalize
-from reid_platform.evaluation.knn import Neighbours, merge_neighbours, neighbours_from_tensor
+from reid_platform.evaluation.distances import DistanceMetric
+from reid_platform.evaluation.knn import (
+    Neighbours,
+    merge_neighbours,
+    neighbours_from_tensor,
+    neighbours_in_space,
+)
 from reid_platform.evaluation.rerank_pairs import pair_scores
-from reid_platform.evaluation.rerank_scores import ScoreSpace
+from reid_platform.evaluation.rerank_scores import ScoreSpace, matmul_nt
 
 QUERY_CHUNK_ROWS = 1024
 """Queries per product: the (c, q) part and the top-k buffers stay small."""
-
-
-def _prepared(features: np.ndarray, metric: DistanceMetric, device: torch.device) -> Tensor:
-    array = l2_normalize(features) if metric == "cosine" else np.asarray(features, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
 
 def _to_distances(
@@ -42,30 +43,38 @@ def query_pass(
 ) -> tuple[Neighbours, np.ndarray]:
     """Queries (q, d) against all N = q + g rows (queries first) → their k nearest (indices
     into the N rows, with each row's farthest distance) and the (q, g) float32 distances."""
-    dev = torch.device(device)
-    queries, gallery = _prepared(q_feats, metric, dev), _prepared(g_feats, metric, dev)
-    q_sq, g_sq = queries.square().sum(1), gallery.square().sum(1)
-    num_query = len(q_feats)
-    block = np.empty((num_query, len(g_feats)), dtype=np.float32)
+    space = ScoreSpace((q_feats, g_feats), metric, device)
+    return query_pass_in_space(space, len(q_feats), k)
+
+
+def query_pass_in_space(space: ScoreSpace, num_query: int, k: int) -> tuple[Neighbours, np.ndarray]:
+    """`query_pass` on a prepared space of all N rows whose first `num_query` are queries."""
+    queries, gallery = space.z[:num_query], space.z[num_query:]
+    q_sq, g_sq = space.sq_norms[:num_query], space.sq_norms[num_query:]
+    # Among the queries themselves the certified search beats a (q, q) product (measured).
+    among_queries = neighbours_in_space(space.part(slice(0, num_query)), k, farthest=True)
+    block = np.empty((num_query, len(gallery)), dtype=np.float32)
+    on_cpu = space.device.type == "cpu"
     parts: list[Neighbours] = []
     with torch.no_grad():
         for start in range(0, num_query, QUERY_CHUNK_ROWS):
             rows = slice(start, min(start + QUERY_CHUNK_ROWS, num_query))
-            if dev.type == "cpu":
-                to_gallery = torch.matmul(
-                    queries[rows], gallery.T, out=torch.from_numpy(block[rows])
-                )
-            else:
-                to_gallery = queries[rows] @ gallery.T
-            _to_distances(to_gallery, q_sq[rows], g_sq, metric)
-            to_queries = _to_distances(queries[rows] @ queries.T, q_sq[rows], q_sq, metric)
-            own = neighbours_from_tensor(to_queries, k)
+            # On the CPU straight into the result: no second copy of the block.
+            out = torch.from_numpy(block[rows]) if on_cpu else None
+            to_gallery = matmul_nt(queries[rows], gallery, out=out)
+            _to_distances(to_gallery, q_sq[rows], g_sq, space.metric)
+            own = _rows_of(among_queries, rows)
             other = neighbours_from_tensor(to_gallery, k)
             other = Neighbours(other.indices + num_query, other.distances, other.farthest)
             parts.append(merge_neighbours(own, other, k))
-            if dev.type != "cpu":
+            if not on_cpu:
                 block[rows] = to_gallery.cpu().numpy()
     return stack_neighbours(parts), block
+
+
+def _rows_of(neighbours: Neighbours, rows: slice) -> Neighbours:
+    farthest = None if neighbours.farthest is None else neighbours.farthest[rows]
+    return Neighbours(neighbours.indices[rows], neighbours.distances[rows], farthest)
 
 
 def stack_neighbours(parts: list[Neighbours]) -> Neighbours:
@@ -106,19 +115,14 @@ def add_query_neighbours(own: Neighbours, block: np.ndarray, k: int) -> Neighbou
 
 
 def pattern_distances(
-    pattern: csr_matrix,
-    neighbours: Neighbours,
-    block: np.ndarray,
-    features: np.ndarray,
-    metric: DistanceMetric,
-    device: str,
+    pattern: csr_matrix, neighbours: Neighbours, block: np.ndarray, space: ScoreSpace
 ) -> np.ndarray:
     """Distances of every stored entry (i, j) of `pattern` (N, N) → (nnz,) float32 aligned with
     its `indices`.
 
     Most entries are already known: j among i's nearest (`neighbours`, (N, K) of all N rows),
-    or a query-gallery pair of the (q, g) block. Only the rest are computed from the (N, d)
-    features (queries first).
+    or a query-gallery pair of the (q, g) block. Only the rest are computed in `space` (all N
+    rows, queries first).
     """
     rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
     cols = pattern.indices.astype(np.int64)
@@ -133,7 +137,6 @@ def pattern_distances(
     out[query_col] = block[cols[query_col], rows[query_col] - num_query]
     rest = np.flatnonzero(~(found | query_row | query_col))
     if len(rest):
-        space = ScoreSpace(features, metric, device)
         scores = pair_scores(space, rows[rest], cols[rest, None])[:, 0]
         out[rest] = space.distances(scores, rows[rest])
     return out

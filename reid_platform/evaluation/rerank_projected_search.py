@@ -5,6 +5,8 @@ into a projection p_i = P z_i and a residual r_i ⟂ P, so z_i·z_j = p_i·p_j +
 Cauchy–Schwarz, |r_i·r_j| ≤ a_i a_j with a_i = ‖r_i‖. One product in rank + 2 dimensions thus
 bounds every score: hi_ij = scale(p_i·p_j + a_i a_j) − bias_j ≥ score_ij ≥ hi_ij − 2·scale·a_i a_j.
 
+The bound matrix is symmetric up to the bias: rows of the first part keep their bounds on the
+second part, which the second part's rows then read back transposed instead of recomputing.
 Per row, the columns with the largest upper bounds (and, for the farthest neighbour, the
 smallest) are rescored exactly, a few first and the rest only where needed. A row is
 *certified* when its exact k-th best score beats the bound of every column not rescored, and its
@@ -19,13 +21,19 @@ import torch
 from torch import Tensor
 
 from reid_platform.evaluation.rerank_pairs import pair_scores
-from reid_platform.evaluation.rerank_scores import ScoreSpace
+from reid_platform.evaluation.rerank_scores import ScoreSpace, grouped_top, matmul_nt
 
 PROJECTION_RANK = 256
 BASIS_SAMPLE_ROWS = 2048
 POWER_ITERATIONS = 2
 BLOCK_ENTRIES = 1 << 25
 """Bound matrix entries per block (128 MB of float32)."""
+STORED_BOUND_ENTRIES = 96 << 20
+"""Bounds kept for reuse by symmetry (384 MiB of float32 at most): a quarter of the bound
+product saved up to about 20,000 rows (Market's 19,281 for query expansion), less beyond (see
+`_split_row`)."""
+TRANSPOSE_STRIP = 128
+"""Rows per strip when reading the stored bounds back transposed."""
 RELATIVE_TOLERANCE = 1e-5
 """Certification margin, relative to the score scale: far above float32 rounding of a product,
 so a certified row is exact to the precision the scores themselves have."""
@@ -36,8 +44,6 @@ FIRST_ROUND_EXTRA = 8
 """Near candidates rescored in the first round beyond k (most rows certify with these)."""
 FAR_CANDIDATES = (2, 16)
 """Far candidates rescored in the first round and in all."""
-GROUP_COLUMNS = 32
-"""Columns per group in the two-stage top-w selection (see `_top_columns`)."""
 
 
 def _basis(z: Tensor, rank: int) -> Tensor:
@@ -60,7 +66,9 @@ def _bound_factors(space: ScoreSpace, rank: int) -> tuple[Tensor, Tensor, np.nda
     """Left (n, rank+2) and right (n, rank+2) factors whose product is the upper bound hi,
     and the residual norms a (n,), inflated slightly so rounding never makes them too small."""
     z = space.z
-    projections = z @ _basis(z, rank).T
+    if rank not in space.bases:  # one basis serves every part of a space
+        space.bases[rank] = _basis(space.all_z, rank)
+    projections = matmul_nt(z, space.bases[rank])
     # The slack (far above float32 rounding of these sums) keeps a an upper bound on ‖r‖.
     norms = space.sq_norms
     squared = norms - projections.square().sum(1)
@@ -73,53 +81,65 @@ def _bound_factors(space: ScoreSpace, rank: int) -> tuple[Tensor, Tensor, np.nda
     return left, right, residual.numpy()
 
 
-def _top_columns(bounds: Tensor, width: int, *, largest: bool) -> tuple[Tensor, Tensor]:
-    """(r, n) bounds → the `width` largest (or smallest) per row: ((r, width) values, best
-    first, (r, width) int64 column indices).
+def _split_row(n: int) -> int:
+    """Rows [0, s) are bounded against every column, rows [s, n) against [s, n) only: their
+    bounds on [0, s) are the stored (s, n − s) block transposed. s ≤ n/2 with the stored block
+    within STORED_BOUND_ENTRIES; it saves s(n − s)/n² of the product (a quarter at best)."""
+    if n * n <= 4 * STORED_BOUND_ENTRIES:
+        return n // 2
+    return int((n - np.sqrt(float(n) * n - 4.0 * STORED_BOUND_ENTRIES)) / 2)
 
-    Two stages, far cheaper than a top-k over whole rows: the best value of each group of
-    GROUP_COLUMNS columns (a fast vectorised reduction), then a top-k over the members of the
-    `width` best groups only. Exact: a column outside those groups is no better than the
-    width-th best group's best value, and the chosen groups hold `width` values at least that good.
-    """
-    rows, n = bounds.shape
-    full = n // GROUP_COLUMNS * GROUP_COLUMNS
-    grouped = bounds[:, :full].view(rows, -1, GROUP_COLUMNS)
-    best = grouped.amax(-1) if largest else grouped.amin(-1)
-    if full < n:
-        tail = bounds[:, full:]
-        best = torch.cat([best, tail.amax(1, True) if largest else tail.amin(1, True)], dim=1)
-    groups = best.topk(min(width, best.shape[1]), dim=1, largest=largest).indices
-    offsets = torch.arange(GROUP_COLUMNS, device=bounds.device)
-    cols = (groups[:, :, None] * GROUP_COLUMNS + offsets).flatten(1)
-    values = bounds.gather(1, cols.clamp(max=n - 1))
-    # The last group may be short: its missing columns must never be chosen.
-    values.masked_fill_(cols >= n, -torch.inf if largest else torch.inf)
-    top, positions = values.topk(width, dim=1, largest=largest)
-    return top, cols.gather(1, positions)
+
+def _row_blocks(n: int, split: int, block_rows: int) -> list[slice]:
+    """Consecutive row slices of at most `block_rows`, none straddling `split`."""
+    starts = [*range(0, split, block_rows), *range(split, n, block_rows)]
+    ends = [*starts[1:], n]
+    return [slice(a, min(b, split) if a < split else b) for a, b in zip(starts, ends, strict=True)]
+
+
+def _copy_transposed(source: Tensor, target: Tensor) -> None:
+    """target (m, s) ← source (s, m)ᵀ, in strips of rows of `source`: a whole-matrix
+    transposed copy misses the cache on every element, strips stay in it (5× faster)."""
+    for start in range(0, source.shape[0], TRANSPOSE_STRIP):
+        strip = slice(start, start + TRANSPOSE_STRIP)
+        target[:, strip].copy_(source[strip].T)
 
 
 def _candidates(
-    left: Tensor, right: Tensor, near: int, far: int
+    left: Tensor, right: Tensor, bias: Tensor | None, near: int, far: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per row, the `near` columns with the largest upper bound (largest first) and the `far`
-    with the smallest (smallest first): ((n, near) indices, bounds, (n, far) indices, bounds)."""
+    with the smallest (smallest first): ((n, near) indices, bounds, (n, far) indices, bounds).
+
+    bias: the (n,) biases inside `right`'s last column, None when they are all zero (cosine).
+    """
     n = left.shape[0]
     block_rows = max(16, BLOCK_ENTRIES // n)
+    split = _split_row(n)
     near_idx = np.empty((n, near), dtype=np.int64)
     near_hi = np.empty((n, near), dtype=np.float32)
     far_idx = np.empty((n, far), dtype=np.int64)
     far_hi = np.empty((n, far), dtype=np.float32)
+    # Reusing one buffer avoids faulting in 128 MB of fresh pages per block.
     buffer = torch.empty((min(block_rows, n), n), dtype=left.dtype, device=left.device)
+    stored = torch.empty((split, n - split), dtype=left.dtype, device=left.device)
     with torch.no_grad():
-        for start in range(0, n, block_rows):
-            rows = slice(start, min(start + block_rows, n))
-            # Reusing one buffer avoids faulting in 128 MB of fresh pages per block.
-            bounds = torch.matmul(left[rows], right.T, out=buffer[: rows.stop - start])
-            values, idx = _top_columns(bounds, near, largest=True)
+        for rows in _row_blocks(n, split, block_rows):
+            bounds = buffer[: rows.stop - rows.start]
+            if rows.start < split:
+                matmul_nt(left[rows], right, out=bounds)
+                stored[rows] = bounds[:, split:]
+            else:
+                matmul_nt(left[rows], right[split:], out=bounds[:, split:])
+                lower = bounds[:, :split]
+                _copy_transposed(stored[:, rows.start - split : rows.stop - split], lower)
+                if bias is not None:
+                    lower += bias[rows, None]
+                    lower -= bias[None, :split]
+            values, idx = grouped_top(bounds, near, largest=True)
             near_idx[rows], near_hi[rows] = idx.numpy(), values.numpy()
             if far:
-                values, idx = _top_columns(bounds, far, largest=False)
+                values, idx = grouped_top(bounds, far, largest=False)
                 far_idx[rows], far_hi[rows] = idx.numpy(), values.numpy()
     return near_idx, near_hi, far_idx, far_hi
 
@@ -180,7 +200,8 @@ def projected_search(
     left, right, residual = _bound_factors(space, rank)
     if float((residual**2).mean()) > MAX_RESIDUAL_SHARE * float(space.sq_norms.mean()):
         return indices, scores, lowest, np.arange(n, dtype=np.int64)  # bounds would be too loose
-    near_idx, near_hi, far_idx, far_hi = _candidates(left, right, near, far)
+    bias = None if space.metric == "cosine" else space.bias
+    near_idx, near_hi, far_idx, far_hi = _candidates(left, right, bias, near, far)
     rescorer = _Rescorer(space, k, (near_idx, near_hi))
     certified = np.zeros(n, dtype=bool)
     pending = np.arange(n, dtype=np.int64)

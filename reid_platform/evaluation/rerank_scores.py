@@ -6,26 +6,68 @@ the mean-centred features for the euclidean metrics (scale 2, bias ‖z_j‖², 
 ‖z_i − z_j‖² = ‖z_i‖² − score_ij).
 """
 
+import copy
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from reid_platform.errors import EvaluationError
-from reid_platform.evaluation.distances import DISTANCE_METRICS, DistanceMetric, l2_normalize
+from reid_platform.evaluation.distances import DISTANCE_METRICS, DistanceMetric
 
 BRUTE_FORCE_BLOCK_ROWS = 512
 """Rows per brute-force product: 512 × a 100k-row matrix is 200 MB of float32 scores."""
+GROUP_COLUMNS = 32
+"""Columns per group in the two-stage top-w selection (see `grouped_top`)."""
 
 
 def _coarse_mean(features: Tensor) -> Tensor:
     """Column means rounded to a grid 2⁻⁸ of the largest magnitude: as good a centre, and
     subtracting it is exact for features on a coarser grid, so tied distances stay tied."""
-    mean = features.double().mean(0)
+    mean = features.sum(0, dtype=torch.float64) / max(features.shape[0], 1)
     largest = float(features.abs().max()) if features.numel() else 0.0
     if largest == 0.0:
         return mean.float()
     step = 2.0 ** (np.floor(np.log2(largest)) - 8)
     return (torch.round(mean / step) * step).float()
+
+
+def _unit_rows(x: Tensor, *, in_place: bool) -> Tensor:
+    """(n, d) float32 → rows of unit length, zero rows staying zero (as
+    `distances.l2_normalize`, but torch's norm is threaded and needs no (n, d) temporary:
+    numpy's took 0.5 s at Market scale)."""
+    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    norms.clamp_(min=float(np.finfo(np.float32).tiny))
+    return x.div_(norms) if in_place else x / norms
+
+
+def _float_rows(features: np.ndarray | Sequence[np.ndarray]) -> tuple[Tensor, bool]:
+    """(n, d) features, or row blocks of them stacked → float32 (n, d) tensor, and whether it
+    is a fresh copy (which may then be changed in place) rather than a view of the input."""
+    parts = [features] if isinstance(features, np.ndarray) else list(features)
+    if any(part.ndim != 2 for part in parts):
+        shapes = [part.shape for part in parts]
+        raise EvaluationError(f"features must be 2-d (n, d) arrays, got {shapes}")
+    tensors = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in parts]
+    if len(tensors) == 1:
+        return tensors[0], tensors[0].data_ptr() != parts[0].__array_interface__["data"][0]
+    return torch.cat(tensors), True
+
+
+def matmul_nt(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    """a (m, d) @ b (n, d)ᵀ → (m, n) float32, written into `out` (any row stride) when given.
+
+    On the CPU numpy's OpenBLAS does the product: on the project's 2-core AMD EPYC host it is
+    35-40% faster than torch's MKL for the shapes here (measured, same run: 1,024 × 2,048 ×
+    15,913 in 0.43 s vs 0.65 s; 2,108 × 258 × 15,913 in 0.11 s vs 0.18 s).
+    """
+    if a.device.type != "cpu":
+        return torch.matmul(a, b.T, out=out)
+    if out is None:
+        return torch.from_numpy(np.matmul(a.numpy(), b.numpy().T))
+    np.matmul(a.numpy(), b.numpy().T, out=out.numpy())
+    return out
 
 
 def resolve_device(device: str) -> torch.device:
@@ -43,27 +85,44 @@ class ScoreSpace:
     distances of the metric.
     """
 
-    def __init__(self, features: np.ndarray, metric: DistanceMetric, device: str = "cpu"):
+    def __init__(
+        self,
+        features: np.ndarray | Sequence[np.ndarray],
+        metric: DistanceMetric,
+        device: str = "cpu",
+    ):
+        """features: (n, d), or a sequence of (n_i, d) row blocks taken as one stack (stacked
+        with the only copy the space makes anyway)."""
         if metric not in DISTANCE_METRICS:
             raise EvaluationError(f"unknown distance {metric!r}; choose one of {DISTANCE_METRICS}")
-        if features.ndim != 2:
-            raise EvaluationError(f"features must be a 2-d (n, d) array, got {features.shape}")
+        raw, owned = _float_rows(features)
         self.metric = metric
         self.device = resolve_device(device)
         if metric == "cosine":
-            z = torch.from_numpy(l2_normalize(features)).to(self.device)
+            z = _unit_rows(raw, in_place=owned).to(self.device)
             self.scale = 1.0
             self.bias = torch.zeros(z.shape[0], dtype=torch.float32, device=self.device)
         else:
             # Centring changes no distance but makes ‖z‖² small, so the products lose less
             # precision to cancellation than ‖x‖² + ‖y‖² − 2x·y on raw features.
-            raw = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-            z = (raw - _coarse_mean(raw)).to(self.device)
+            mean = _coarse_mean(raw)
+            z = (raw.sub_(mean) if owned else raw - mean).to(self.device)
             self.scale = 2.0
             self.bias = z.square().sum(1)
         self.z = z
-        self.sq_norms = self.bias if metric != "cosine" else z.square().sum(1)
+        self.all_z = z
+        """z of all rows, also in a `part`: the rows projection bases are computed from."""
+        self.bases: dict[int, Tensor] = {}
+        """Projection bases by rank, computed once from `all_z` and shared by `part`s."""
+        # (Unit rows up to rounding; no (n, d) temporary for the cosine norms.)
+        self.sq_norms = self.bias if metric != "cosine" else torch.linalg.vector_norm(z, dim=1) ** 2
         """(n,) float32 squared norms of the rows of z."""
+
+    def part(self, rows: slice) -> "ScoreSpace":
+        """The same space restricted to a range of rows (views of its tensors, no copy)."""
+        part = copy.copy(self)
+        part.z, part.bias, part.sq_norms = self.z[rows], self.bias[rows], self.sq_norms[rows]
+        return part
 
     @property
     def num_rows(self) -> int:
@@ -73,7 +132,7 @@ class ScoreSpace:
         """(r, c) scores of rows `rows` (indices) against `cols` (indices; all rows when None)."""
         z_cols = self.z if cols is None else self.z[cols]
         bias = self.bias if cols is None else self.bias[cols]
-        out = self.z[rows] @ z_cols.T
+        out = matmul_nt(self.z[rows], z_cols)
         return out.mul_(self.scale).sub_(bias)
 
     def distances(self, scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -87,6 +146,39 @@ class ScoreSpace:
         return np.sqrt(squared) if self.metric == "euclidean" else squared
 
 
+def grouped_top(values: Tensor, width: int, *, largest: bool) -> tuple[Tensor, Tensor]:
+    """(r, n) values → the `width` largest (or smallest) per row: ((r, width) values, best
+    first, (r, width) int64 column indices); width ≤ n.
+
+    Two stages, far cheaper than a top-k over whole rows: the best value of each group of
+    GROUP_COLUMNS columns (a fast vectorised reduction), then a top-k over the members of the
+    `width` best groups (and the few columns after the last whole group) only. Exact in the
+    values: a column outside those groups is no better than the width-th best group's best
+    value, and the chosen groups hold `width` values at least that good. (Equal values may
+    come back in any index order, as with `topk`.)
+    """
+    rows, n = values.shape
+    if n < 4 * GROUP_COLUMNS * width:  # too few groups for the first stage to pay
+        return values.topk(width, dim=1, largest=largest)
+    full = n // GROUP_COLUMNS * GROUP_COLUMNS
+    grouped = values[:, :full].view(rows, -1, GROUP_COLUMNS)
+    best = grouped.amax(-1) if largest else grouped.amin(-1)
+    # The order of the chosen groups does not matter: the second stage sorts.
+    groups = best.topk(width, dim=1, largest=largest, sorted=False).indices
+    members = grouped.gather(1, groups[:, :, None].expand(-1, -1, GROUP_COLUMNS)).flatten(1)
+    # The (< GROUP_COLUMNS) columns past the last whole group are always candidates.
+    members = torch.cat([members, values[:, full:]], dim=1) if full < n else members
+    top, positions = members.topk(width, dim=1, largest=largest)
+    in_groups = width * GROUP_COLUMNS
+    group = groups.gather(1, (positions // GROUP_COLUMNS).clamp_(max=width - 1))
+    cols = torch.where(
+        positions < in_groups,
+        group * GROUP_COLUMNS + positions % GROUP_COLUMNS,
+        positions - in_groups + full,
+    )
+    return top, cols
+
+
 def top_k_stable(values: Tensor, k: int, *, largest: bool) -> tuple[np.ndarray, np.ndarray]:
     """(r, n) values → the k best per row as ((r, k) int64 indices, (r, k) values), best first.
 
@@ -95,7 +187,7 @@ def top_k_stable(values: Tensor, k: int, *, largest: bool) -> tuple[np.ndarray, 
     choice is exact. Asking torch for k + 1 values is far cheaper than counting ties over the row.
     """
     n = values.shape[1]
-    top, idx = values.topk(min(k + 1, n), dim=1, largest=largest, sorted=True)
+    top, idx = grouped_top(values, min(k + 1, n), largest=largest)
     tied_rows = np.empty(0, dtype=np.int64)
     if k < n:
         tied_rows = torch.nonzero(top[:, k] == top[:, k - 1]).flatten().cpu().numpy()

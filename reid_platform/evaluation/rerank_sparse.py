@@ -8,6 +8,7 @@ matrices replaced by sparse ones: every row of V has only its k-reciprocal expan
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 from scipy.sparse import csc_matrix, csr_matrix
 
 PAIRS_PER_CHUNK = 1 << 23
@@ -123,10 +124,9 @@ def jaccard_rows(
     gallery_cols = csc_matrix(weights[num_query:])
     query_rows = csr_matrix(weights[:num_query])
     for rows in _row_chunks(query_rows, gallery_cols):
-        sums = _overlap_sums(query_rows[rows], gallery_cols).astype(np.float32)
-        denominator = np.subtract(np.float32(2.0), sums)
+        # torch: its elementwise ops are threaded, numpy's are not.
+        sums = torch.from_numpy(_overlap_sums(query_rows[rows], gallery_cols)).float()
+        denominator = torch.sub(2.0, sums)
         # 1 − s / (2 − s) = 2 (1 − s) / (2 − s)
-        np.subtract(np.float32(1.0), sums, out=sums)
-        sums *= np.float32(2.0 * scale)
-        sums /= denominator
-        yield rows, sums
+        sums.neg_().add_(1.0).mul_(2.0 * scale).div_(denominator)
+        yield rows, sums.numpy()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from reid_platform.errors import EvaluationError
+from reid_platform.evaluation import rerank_projected_search
 from reid_platform.evaluation.knn import (
     Neighbours,
     merge_neighbours,
@@ -113,6 +114,47 @@ def test_from_distances_and_merge() -> None:
     np.testing.assert_array_equal(merged.indices, whole.indices)
     assert merged.farthest is not None
     np.testing.assert_array_equal(merged.farthest, distances.max(1))
+
+
+@pytest.mark.parametrize("stored_entries", [1 << 26, 90 * 400, 0])
+def test_bounds_reused_by_symmetry_equal_the_full_product(
+    stored_entries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidates from the half-stored, half-transposed bounds (all rows split at n/2, at a
+    smaller split, or none) equal a top-k over the whole bound matrix left @ rightᵀ."""
+    features = _low_rank(500, 512, 24, 0.05, seed=8)
+    space = ScoreSpace(features, "euclidean")  # biases: the transposed half must swap them
+    left, right, _ = rerank_projected_search._bound_factors(space, 256)
+    monkeypatch.setattr(rerank_projected_search, "BLOCK_ENTRIES", 64 * 500)  # several blocks
+    monkeypatch.setattr(rerank_projected_search, "STORED_BOUND_ENTRIES", stored_entries)
+    got = rerank_projected_search._candidates(left, right, space.bias, 30, 5)
+    full = (left.double() @ right.double().T).numpy()
+    order = np.argsort(-full, axis=1, kind="stable")
+    scale = float(np.abs(full).max())
+    np.testing.assert_allclose(got[1], np.take_along_axis(full, got[0], 1), atol=1e-5 * scale)
+    np.testing.assert_allclose(
+        got[1], np.take_along_axis(full, order[:, :30], 1), atol=1e-5 * scale
+    )
+    np.testing.assert_allclose(got[3], np.take_along_axis(full, got[2], 1), atol=1e-5 * scale)
+    smallest = np.sort(full, axis=1)[:, :5]
+    np.testing.assert_allclose(got[3], smallest, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_a_space_of_stacked_blocks_equals_one_of_the_stack(metric: str) -> None:
+    rng = np.random.default_rng(9)
+    first, second = rng.standard_normal((30, 8)), rng.standard_normal((50, 8)).astype(np.float32)
+    kept = first.copy(), second.copy()
+    stacked = ScoreSpace((first, second), metric)  # type: ignore[arg-type]
+    whole = ScoreSpace(np.concatenate([first, second]).astype(np.float32), metric)  # type: ignore[arg-type]
+    torch.testing.assert_close(stacked.z, whole.z)
+    torch.testing.assert_close(stacked.bias, whole.bias)
+    np.testing.assert_array_equal(first, kept[0])  # the inputs are never changed in place
+    np.testing.assert_array_equal(second, kept[1])
+    ScoreSpace(second, metric)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(second, kept[1])
+    part = stacked.part(slice(30, None))
+    torch.testing.assert_close(part.z, whole.z[30:])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

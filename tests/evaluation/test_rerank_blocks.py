@@ -6,7 +6,7 @@ import torch
 
 from reid_platform.evaluation.knn import Neighbours, neighbours_from_distances
 from reid_platform.evaluation.rerank_blocks import add_query_neighbours, query_pass
-from reid_platform.evaluation.rerank_projected_search import _top_columns
+from reid_platform.evaluation.rerank_scores import grouped_top, top_k_stable
 
 METRICS = ["cosine", "euclidean", "euclidean_squared"]
 
@@ -54,12 +54,22 @@ def test_gallery_rows_gain_their_query_neighbours_with_ties(num_gallery: int, k:
 
 
 @pytest.mark.parametrize("largest", [True, False])
-@pytest.mark.parametrize("n", [64 * 32, 64 * 32 + 7])
+@pytest.mark.parametrize("n", [200 * 32, 200 * 32 + 7])
 def test_grouped_top_columns_match_a_full_sort(largest: bool, n: int) -> None:
     values = torch.from_numpy(np.random.default_rng(2).standard_normal((5, n)).astype(np.float32))
-    top, cols = _top_columns(values, 40, largest=largest)
+    top, cols = grouped_top(values, 40, largest=largest)
     expected = np.sort(values.numpy(), axis=1)
     expected = expected[:, ::-1][:, :40] if largest else expected[:, :40]
     np.testing.assert_array_equal(top.numpy(), expected)
     np.testing.assert_array_equal(np.take_along_axis(values.numpy(), cols.numpy(), 1), expected)
     assert all(len(set(row)) == 40 for row in cols.numpy().tolist())
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_stable_top_k_of_wide_rows_orders_ties_by_index(largest: bool) -> None:
+    """Wide rows take the grouped path; integer values tie within and across the k-th place."""
+    values = np.random.default_rng(3).integers(0, 400, (30, 100 * 32 + 5)).astype(np.float32)
+    indices, top = top_k_stable(torch.from_numpy(values), 22, largest=largest)
+    expected = np.argsort(-values if largest else values, axis=1, kind="stable")[:, :22]
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_array_equal(top, np.take_along_axis(values, expected, 1))
