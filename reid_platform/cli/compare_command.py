@@ -6,10 +6,9 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 
+from reid_platform.cli.table_output import print_table
 from reid_platform.metric_names import MAP, MODEL_PARAMS, RANK1
 
 if TYPE_CHECKING:
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
 
 SHOWN_METRICS = (MAP, RANK1)
 """Metric columns every table shows; the objectives are added when they are others."""
-_UNBOUNDED_WIDTH = 10_000
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -75,7 +73,8 @@ def format_metric(metric: str, value: float | None) -> str:
 
 
 def comparison_table(comparison: "Comparison") -> Table:
-    """Rank, trial, run id, trial status, searched params, mAP, rank-1 and the objectives."""
+    """Rank, trial, run id, trial status, searched params, mAP, rank-1 and the objectives;
+    with two objectives, a "pareto" column marks (✓) the trials on the Pareto front."""
     metric, mode = comparison.objectives[0]
     title = (
         f"search {comparison.search_name} (run {comparison.parent_run_id}, "
@@ -98,7 +97,12 @@ def comparison_table(comparison: "Comparison") -> Table:
         marker = " ▼" if name == metric else ""
         table.add_column(f"{name.removeprefix('eval/')}{marker}", justify="right", no_wrap=True)
     table.add_column("epoch", justify="right")
+    # With one objective the front is just the best trial: the rank already says so.
+    show_pareto = len(comparison.objectives) > 1
+    if show_pareto:
+        table.add_column("pareto", justify="center")
     for rank, row in enumerate(comparison.rows, start=1):
+        pareto = ["✓" if row.run_id in comparison.pareto else ""] if show_pareto else []
         table.add_row(
             str(rank),
             row.trial_id,
@@ -107,12 +111,14 @@ def comparison_table(comparison: "Comparison") -> Table:
             *(format_param(row.params[name]) if name in row.params else "—" for name in params),
             *(format_metric(name, row.metrics.get(name)) for name in metrics),
             "—" if row.epoch is None else str(row.epoch),
+            *pareto,
         )
     return table
 
 
 def comparison_json(comparison: "Comparison") -> list[dict[str, Any]]:
-    """One object per trial, best first: rank, ids, statuses, searched params, latest metrics."""
+    """One object per trial, best first: rank, ids, statuses, searched params, latest metrics,
+    and `pareto` (on the Pareto front of the objectives; one objective: among the best)."""
     return [
         {
             "rank": rank,
@@ -125,6 +131,7 @@ def comparison_json(comparison: "Comparison") -> list[dict[str, Any]]:
             # JSON has no NaN: a metric that diverged is null.
             "metrics": {k: v if math.isfinite(v) else None for k, v in row.metrics.items()},
             "epoch": row.epoch,
+            "pareto": row.run_id in comparison.pareto,
         }
         for rank, row in enumerate(comparison.rows, start=1)
     ]
@@ -140,12 +147,5 @@ def compare_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(comparison_json(comparison), allow_nan=False))  # noqa: T201 - machine-readable output
     else:
-        table = comparison_table(comparison)
-        console = Console()
-        if not console.is_terminal:
-            # Into a file or a pipe: the table at its natural width, nothing folded or cut.
-            unbounded = console.options.update_width(_UNBOUNDED_WIDTH)
-            natural = Measurement.get(console, unbounded, table).maximum
-            console = Console(width=max(console.width, natural))
-        console.print(table)
+        print_table(comparison_table(comparison))
     return 0

@@ -16,6 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from reid_platform.cli.table_output import print_table
 from reid_platform.cli.train_command import new_run_name
 from reid_platform.config import load_config
 from reid_platform.errors import ReidError
@@ -126,7 +127,7 @@ class ProgressTable:
                 format_metric(self.objective, row.objective),
                 _params_text(row.params),
             )
-        Console(stderr=True).print(table)
+        print_table(table, stderr=True)
 
 
 def ranking_table(outcome: "SearchOutcome", objectives: Sequence[str]) -> Table:
@@ -158,6 +159,10 @@ def _checked_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.num_samples is not None:
         space = space.model_copy(update={"num_samples": args.num_samples})
     check_search_space(space, base)
+    if space.optuna_storage:
+        from reid_platform.distributed.search_space import open_optuna_storage
+
+        open_optuna_storage(space.optuna_storage)
     return base, space
 
 
@@ -199,7 +204,7 @@ def search_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _say_how_to_resume(args, name)
         raise
-    Console().print(ranking_table(outcome, objectives))
+    print_table(ranking_table(outcome, objectives))
     if outcome.interrupted:
         _say_how_to_resume(args, name)
         raise KeyboardInterrupt

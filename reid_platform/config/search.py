@@ -163,7 +163,7 @@ class Objective(Section):
         if isinstance(metric, str) and metric.startswith(TEST_PREFIX):
             raise ValueError(
                 f"{metric!r} is a test-split metric; a search objective must be a validation "
-                "metric (eval/*), export/latency_ms or model/params"
+                "metric (eval/*) or model/params"
             )
         return metric
 

@@ -23,6 +23,7 @@ from reid_platform.config.search import (
     contains,
 )
 from reid_platform.errors import ConfigError
+from reid_platform.metric_names import EVAL_PREFIX
 
 
 class RejectedSettingsError(ConfigError):
@@ -249,16 +250,49 @@ def _check_seed_point(
         raise ConfigError(f"{where}{named} is not accepted by the config ({error})") from None
 
 
+UNSEARCHABLE = {
+    "solver.max_epochs": "ASHA's max_t",
+    "distributed.num_workers": "the CPUs Ray reserves",
+    "distributed.cpus_per_worker": "the CPUs Ray reserves",
+}
+"""Settings the search driver reads once from base + fixed (not per trial), and what for."""
+
+
+def _check_searchable(space: SearchSpaceConfig) -> None:
+    for key in space.params:
+        if key in UNSEARCHABLE:
+            raise ConfigError(
+                f"search parameter {key} cannot be searched ({UNSEARCHABLE[key]} comes from the "
+                "base config and `fixed`, the same for every trial); set it under `fixed`"
+            )
+
+
+def _check_validation_split(space: SearchSpaceConfig, trial_base: ReidConfig) -> None:
+    # eval/* is only measured on the validation split: without one no trial reports it, and
+    # Tune would drop every trial.
+    if trial_base.data.validation.enabled:
+        return
+    for objective in space.objectives:
+        if objective.metric.startswith(EVAL_PREFIX):
+            raise ConfigError(
+                f"objective {objective.metric} needs a validation split, but data.validation "
+                "sets neither num_ids nor fraction (set one in the config or under `fixed`)"
+            )
+
+
 def check_search_space(space: SearchSpaceConfig, base: ReidConfig) -> None:
     """Raise a ConfigError naming the key if any trial of `space` could not configure `base`.
 
-    Checks, in order: conditions (cycles, values a condition can never take, non-choice
-    conditions, unsatisfiable chains), the fixed settings, every choice and both bounds of
-    every range (with the parameter's conditions made true), then each seed point.
+    Checks, in order: settings that cannot be searched, conditions (cycles, values a condition
+    can never take, non-choice conditions, unsatisfiable chains), the fixed settings, a
+    validation split for eval/* objectives, every choice and both bounds of every range (with
+    the parameter's conditions made true), then each seed point.
     """
+    _check_searchable(space)
     order = condition_order(space)
     _check_conditions(space, order)
     trial_base = _check_fixed(space, base)
+    _check_validation_split(space, trial_base)
     _check_values(space, trial_base, order)
     for number, point in enumerate(space.seed_points, start=1):
         _check_seed_point(space, trial_base, number, point)

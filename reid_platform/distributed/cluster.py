@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import ray
+from ray._raylet import Config as _RayConfig  # type: ignore[attr-defined]  # compiled, no stub
+from ray.exceptions import RayError
 
 from reid_platform.errors import ReidError
 
@@ -30,12 +32,23 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def use_token_auth() -> None:
+    """Turn token authentication on for this process, unless `RAY_AUTH_MODE` says otherwise.
+
+    Ray reads `RAY_AUTH_MODE` once, when it is imported; setting the variable afterwards only
+    takes effect once its cached config is read again (what Ray's own `_enable_token_auth`
+    does). Worker processes inherit the variable.
+    """
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    _RayConfig.initialize("")
+
+
 def connect(address: str) -> None:
     """Join the existing Ray cluster at `address` (`host:port`, `auto` or `ray://host:port`)."""
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    use_token_auth()
     try:
         ray.init(address=address, log_to_driver=True)
-    except (ConnectionError, RuntimeError, TimeoutError, ValueError) as error:
+    except (ConnectionError, RuntimeError, TimeoutError, ValueError, RayError) as error:
         raise ReidError(
             f"cannot connect to the Ray cluster at {address} ({_first_line(error)}); "
             "check the address and that RAY_AUTH_TOKEN or ~/.ray/auth_token holds its token"

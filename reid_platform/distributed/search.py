@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
@@ -31,6 +30,7 @@ from reid_platform.distributed.search_callbacks import (
 from reid_platform.distributed.search_space import (
     build_sampler,
     define_by_run,
+    open_optuna_storage,
     seed_points,
     trial_config,
 )
@@ -141,7 +141,7 @@ def build_searcher(space: SearchSpaceConfig, seed: int, study_name: str) -> Optu
     objectives = objectives_of(space)
     metrics = [metric for metric, _ in objectives]
     modes = [mode for _, mode in objectives]
-    storage = optuna.storages.RDBStorage(space.optuna_storage) if space.optuna_storage else None
+    storage = open_optuna_storage(space.optuna_storage) if space.optuna_storage else None
     return OptunaSearch(
         define_by_run(space),
         metric=metrics if len(metrics) > 1 else metrics[0],
@@ -182,28 +182,28 @@ def _callbacks(space: SearchSpaceConfig, launch: SearchLaunch) -> list[tune.Call
 
 def _new_tuner(
     trainable: Any,
-    base: ReidConfig,
+    reference: ReidConfig,
     space: SearchSpaceConfig,
     launch: SearchLaunch,
     constants: SearchConstants,
     storage: str,
-    max_epochs: int,
 ) -> tune.Tuner:
+    """reference: base + fixed (the settings every trial shares: seed, epochs, failures)."""
     metric, mode = objectives_of(space)[0]
     tune_config = tune.TuneConfig(
         metric=metric,
         mode=mode,
         num_samples=space.num_samples,
         max_concurrent_trials=space.resources.max_concurrent_trials,
-        search_alg=build_searcher(space, base.seed, launch.search_name),
-        scheduler=build_scheduler(space, max_epochs),
+        search_alg=build_searcher(space, reference.seed, launch.search_name),
+        scheduler=build_scheduler(space, reference.solver.max_epochs),
         trial_dirname_creator=trial_dirname,
     )
     run_config = tune.RunConfig(
         name=launch.search_name,
         storage_path=storage,
         callbacks=_callbacks(space, launch),
-        failure_config=tune.FailureConfig(max_failures=base.distributed.max_failures),
+        failure_config=tune.FailureConfig(max_failures=reference.distributed.max_failures),
         # The live table replaces Tune's own; its warnings and errors still show.
         verbose=0 if launch.progress is not None else 1,
     )
@@ -274,11 +274,11 @@ def _close_after_error(
 
 def _fit(
     base: ReidConfig,
+    reference: ReidConfig,
     space: SearchSpaceConfig,
     launch: SearchLaunch,
     constants: SearchConstants,
     storage: str,
-    max_epochs: int,
 ) -> None:
     """Start the Tune experiment, or restore it (its config and callbacks come back from the
     experiment folder; unfinished and errored trials rerun)."""
@@ -292,25 +292,31 @@ def _fit(
             path, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
     else:
-        tuner = _new_tuner(trainable, base, space, launch, constants, storage, max_epochs)
+        tuner = _new_tuner(trainable, reference, space, launch, constants, storage)
     tuner.fit()
 
 
-def run_search(base: ReidConfig, space: SearchSpaceConfig, launch: SearchLaunch) -> SearchOutcome:
-    """Run (or, with `launch.resume`, continue) the search of `space` over `base`.
+def warn_if_not_shared(storage: str, tracking_uri: str) -> None:
+    """On a Ray cluster, trials run on other nodes: a local storage path or a sqlite/file
+    MLflow store is only seen by this machine (checkpoints, artifacts and runs go missing)."""
+    if "://" not in storage:
+        logger.warning(
+            "distributed.storage_path %s is a local path: on a multi-node cluster, trials on "
+            "other nodes cannot read or write it; use shared storage (s3://, gs://, NFS mounted "
+            "at the same path everywhere)",
+            storage,
+        )
+    if tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri:
+        logger.warning(
+            "tracking URI %s is a local store: trials on other nodes cannot log to it; use an "
+            "MLflow tracking server (--tracking-uri http://...)",
+            tracking_uri,
+        )
 
-    Fresh: a new Tune experiment and MLflow parent run; resume: `Tuner.restore` of the
-    experiment (unfinished and errored trials rerun, Train resuming from its checkpoints) and
-    the same parent run. Ctrl-C once: Tune saves its state and the outcome is `interrupted`
-    (parent KILLED); twice: `KeyboardInterrupt` (parent KILLED as well).
-    """
-    started = time.perf_counter()
-    reference = trial_config(base, space, {})  # base + fixed: epochs, resources, storage
-    storage = storage_location(base.distributed, launch.working_dir)
-    path = experiment_path(storage, launch.search_name)
-    _check_experiment(path, launch)
-    objectives = objectives_of(space)
-    uri = absolute_tracking_uri(launch.tracking_uri, launch.working_dir)
+
+def _open_parent(
+    uri: str, base: ReidConfig, space: SearchSpaceConfig, launch: SearchLaunch
+) -> SearchRun:
     parent = open_search_run(
         uri,
         experiment=base.tracking.experiment,
@@ -318,38 +324,62 @@ def run_search(base: ReidConfig, space: SearchSpaceConfig, launch: SearchLaunch)
         settings=search_settings(space, launch),
         space_yaml=Path(launch.space_path).read_text(encoding="utf-8") if launch.space_path else "",
         base_config=base,
-        objectives=objectives,
+        objectives=objectives_of(space),
+        resume=launch.resume,
     )
     if launch.resume and not parent.resumed:
-        logger.warning(
-            "search %s had no MLflow run in %s; its resumed trials log to a new one",
-            launch.search_name,
-            uri,
+        # The trials restored from Tune's state carry the old parent's id: they would log
+        # there while the rest logs here.
+        raise ReidError(
+            f"search {launch.search_name!r} has no MLflow run in {uri}; resume it with the "
+            "tracking URI and experiment it started with"
         )
-    constants = SearchConstants(
-        search_name=launch.search_name,
-        parent_run_id=parent.run_id,
-        experiment_id=parent.experiment_id,
-        tracking_uri=uri,
-        working_dir=str(launch.working_dir),
-        num_samples=space.num_samples,
-    )
-    logger.info(
-        "%s search %s (MLflow run %s), Tune experiment %s",
-        "resuming" if launch.resume else "starting",
-        launch.search_name,
-        parent.run_id,
-        path,
-    )
-    try:
-        with ray_session(launch.address, cpus_needed=cpus_needed(space, reference)):
-            _fit(base, space, launch, constants, storage, reference.solver.max_epochs)
-    except BaseException as error:
-        # Ctrl-C twice (KeyboardInterrupt), no Ray, or a Tune failure: what Tune saved so far
-        # still resumes; the parent run must not stay RUNNING.
-        status: RunStatus = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-        _close_after_error(uri, parent, objectives, status)
-        raise
+    return parent
+
+
+def run_search(base: ReidConfig, space: SearchSpaceConfig, launch: SearchLaunch) -> SearchOutcome:
+    """Run (or, with `launch.resume`, continue) the search of `space` over `base`.
+
+    Fresh: a new Tune experiment and MLflow parent run; resume: `Tuner.restore` of the
+    experiment (unfinished and errored trials rerun, Train resuming from its checkpoints) and
+    the same parent run. Ray is joined (or started) before the parent run is opened, so a bad
+    `--address` leaves nothing in MLflow. Ctrl-C once: Tune saves its state and the outcome is
+    `interrupted` (parent KILLED); twice: `KeyboardInterrupt` (parent KILLED as well).
+    """
+    started = time.perf_counter()
+    reference = trial_config(base, space, {})  # base + fixed: epochs, resources, storage
+    storage = storage_location(reference.distributed, launch.working_dir)
+    path = experiment_path(storage, launch.search_name)
+    _check_experiment(path, launch)
+    objectives = objectives_of(space)
+    uri = absolute_tracking_uri(launch.tracking_uri, launch.working_dir)
+    if launch.address is not None:
+        warn_if_not_shared(storage, uri)
+    with ray_session(launch.address, cpus_needed=cpus_needed(space, reference)):
+        parent = _open_parent(uri, base, space, launch)
+        constants = SearchConstants(
+            search_name=launch.search_name,
+            parent_run_id=parent.run_id,
+            experiment_id=parent.experiment_id,
+            tracking_uri=uri,
+            working_dir=str(launch.working_dir),
+            num_samples=space.num_samples,
+        )
+        logger.info(
+            "%s search %s (MLflow run %s), Tune experiment %s",
+            "resuming" if launch.resume else "starting",
+            launch.search_name,
+            parent.run_id,
+            path,
+        )
+        try:
+            _fit(base, reference, space, launch, constants, storage)
+        except BaseException as error:
+            # Ctrl-C twice (KeyboardInterrupt) or a Tune failure: what Tune saved so far
+            # still resumes; the parent run must not stay RUNNING.
+            status: RunStatus = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            _close_after_error(uri, parent, objectives, status)
+            raise
     interrupted = search_interrupted(path)
     status = _final_status(trial_rows(uri, parent.run_id), interrupted)
     summary = _finish(uri, parent, objectives, status)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from reid_platform.config.schema import ReidConfig
 from reid_platform.config.search import (
@@ -89,13 +91,39 @@ def seed_points(space: SearchSpaceConfig) -> list[dict[str, Any]]:
 
 
 def build_sampler(space: SearchSpaceConfig, seed: int) -> optuna.samplers.BaseSampler:
-    """TPE (multivariate, grouped for conditional spaces) for one objective, NSGA-II for two."""
-    if len(space.objectives) > 1:
-        return optuna.samplers.NSGAIISampler(seed=seed)
+    """TPE (multivariate, grouped for conditional spaces), for one objective or two.
+
+    Not NSGA-II for two: its first generation (50 trials by default) is random, which is most
+    or all of a re-id search's budget; TPE handles several objectives (MOTPE) from its
+    startup trials on.
+    """
     with warnings.catch_warnings():
         # `group=True` is stable in behaviour but still flagged experimental in Optuna 5.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
+def _shown_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def open_optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """The space's `optuna_storage` database, opened (tables created or checked).
+
+    Raises a ConfigError naming `optuna_storage` when the URL does not parse, its driver is not
+    installed, the database cannot be reached, or its schema is from another Optuna version.
+    """
+    try:
+        return optuna.storages.RDBStorage(url)
+    except (SQLAlchemyError, ImportError, RuntimeError, optuna.exceptions.OptunaError) as error:
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        raise ConfigError(
+            f"optuna_storage {_shown_url(url)!r} cannot be opened ({reason})"
+        ) from None
 
 
 def sampled_params(tune_config: Mapping[str, Any], space: SearchSpaceConfig) -> dict[str, Any]:

@@ -106,6 +106,8 @@ def run_trial(config: dict[str, Any], *, base: ReidConfig, space: SearchSpaceCon
         trial_id=trial_id,
         config=trial,
         searched=params,
+        # Conditional params whose `when` failed keep the base value, which is no search result.
+        unsampled=sorted(set(space.params) - set(params)),
     )
     logger.info("trial %s (MLflow run %s): %s", trial_id, run_id, params)
     launch = TrainingLaunch(

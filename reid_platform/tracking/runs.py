@@ -6,6 +6,7 @@ continuing an old run.
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -123,16 +124,21 @@ def chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def complete_run(client: MlflowClient, run: Run, config: ReidConfig) -> None:
-    """Log what a run must hold; a launch that died half-way through is completed by the next."""
+def complete_run(
+    client: MlflowClient, run: Run, config: ReidConfig, params: Mapping[str, str] | None = None
+) -> None:
+    """Log what a run must hold; a launch that died half-way through is completed by the next.
+
+    params: the run's params (default: the whole flattened config); `config.yaml` always holds
+    the whole config.
+    """
     run_id = run.info.run_id
     logged = run.data.params
-    params = [
-        Param(key, param_value(key, value))
-        for key, value in flatten(config).items()
-        if key not in logged
+    wanted = flatten(config) if params is None else params
+    new_params = [
+        Param(key, param_value(key, value)) for key, value in wanted.items() if key not in logged
     ]
-    for chunk in chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
+    for chunk in chunks(new_params, MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run_id, params=chunk)
     # The environment of the latest launch: a resumed run may continue on other hardware.
     tags = [RunTag(key, value) for key, value in environment_tags().items()]

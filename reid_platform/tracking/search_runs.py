@@ -11,8 +11,9 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
@@ -20,7 +21,7 @@ from mlflow.entities import Metric, Param, Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
-from reid_platform.config.flatten import config_hash, to_yaml
+from reid_platform.config.flatten import config_hash, flatten, to_yaml
 from reid_platform.config.schema import ReidConfig
 from reid_platform.errors import ReidError
 from reid_platform.tracking.connection import check_tracking_store
@@ -150,11 +151,16 @@ def _space_hash(space_yaml: str) -> str:
     return hashlib.sha256(space_yaml.encode("utf-8")).hexdigest()[:16]
 
 
-def _check_search_continuable(run: Run, name: str, digest: str, space_digest: str) -> None:
+def _check_search_continuable(
+    run: Run, name: str, digest: str, space_digest: str, *, resume: bool
+) -> None:
     tags = run.data.tags
     culprit = f"search name {name!r} belongs to MLflow run {run.info.run_id}"
     if tags.get(KIND_TAG) != SEARCH_KIND:
         raise ReidError(f"{culprit} of kind {tags.get(KIND_TAG)!r}; choose another --name")
+    if not resume:
+        # Continuing it silently would mix two searches' trials under one parent.
+        raise ReidError(f"{culprit} already; choose another --name, or pass --resume")
     if tags.get(CONFIG_HASH_TAG) != digest:
         raise ReidError(f"{culprit} with a different base config; choose another --name")
     if tags.get(SPACE_HASH_TAG) != space_digest:
@@ -182,14 +188,22 @@ def _open_search(
     space_yaml: str,
     base_config: ReidConfig,
     objectives: Objectives,
+    resume: bool,
 ) -> SearchRun:
     experiment_id = experiment_id_for(client, experiment)
     digest, space_digest = config_hash(base_config), _space_hash(space_yaml)
     found = _search(client, experiment_id, f"tags.`{RUN_NAME_TAG}` = {quoted(search_name)}")
     if found:
         run = found[0]
-        _check_search_continuable(run, search_name, digest, space_digest)
+        _check_search_continuable(run, search_name, digest, space_digest, resume=resume)
         client.update_run(run.info.run_id, status="RUNNING")
+    elif resume:
+        # A new parent would receive only the trials left; those restored from Tune's state
+        # would log to the old one, wherever it is.
+        raise ReidError(
+            f"search {search_name!r} has no MLflow run in experiment {experiment!r}; "
+            "resume it with the tracking URI and experiment it started with"
+        )
     else:
         metric, mode = objectives[0]
         tags = {
@@ -216,13 +230,16 @@ def open_search_run(
     space_yaml: str,
     base_config: ReidConfig,
     objectives: Objectives,
+    resume: bool = False,
 ) -> SearchRun:
-    """The parent run named `search_name` in `experiment` (created if absent), RUNNING.
+    """The parent run named `search_name` in `experiment`, RUNNING: created by a fresh launch,
+    found again by a resumed one (`resume`).
 
     settings: search params such as `search.num_samples`, `search.config`; the objectives are
     added as `search.objective.<i>.metric/mode`, the first one also as tags `reid.objective`,
-    `reid.mode`. Artifacts: `search_space.yaml` (`space_yaml` verbatim), `config.yaml`. An
-    existing run is continued only with the same base config and space, else `ReidError`.
+    `reid.mode`. Artifacts: `search_space.yaml` (`space_yaml` verbatim), `config.yaml`.
+    `ReidError` when a fresh launch finds a run of that name, when a resumed one finds none,
+    or when the run found has another base config or space.
     """
     if not search_name:
         raise ReidError("the search name is empty")
@@ -242,6 +259,7 @@ def open_search_run(
             space_yaml=space_yaml,
             base_config=base_config,
             objectives=objectives,
+            resume=resume,
         ),
     )
 
@@ -278,6 +296,17 @@ def searched_json(searched: Mapping[str, Any]) -> str:
     return json.dumps(dict(searched), sort_keys=True, default=str)
 
 
+def trial_params(config: ReidConfig, unsampled: Collection[str]) -> dict[str, str]:
+    """The flattened trial config without the `unsampled` paths (and any key under them)."""
+    prefixes = tuple(f"{path}." for path in unsampled)
+    skipped = set(unsampled)
+    return {
+        key: value
+        for key, value in flatten(config).items()
+        if key not in skipped and not key.startswith(prefixes)
+    }
+
+
 def _open_trial(
     client: MlflowClient,
     *,
@@ -287,6 +316,7 @@ def _open_trial(
     trial_id: str,
     config: ReidConfig,
     searched: Mapping[str, Any],
+    unsampled: Collection[str],
 ) -> str:
     run = _find_trial(client, parent_run_id, trial_id)
     if run is None:
@@ -307,7 +337,9 @@ def _open_trial(
         for stale in (TRIAL_ERROR_TAG, TRIAL_REASON_TAG):
             if stale in run.data.tags:
                 client.delete_tag(run.info.run_id, stale)
-    complete_run(client, run, config)
+    # Searched keys this trial did not sample (their `when` failed) are left out of the params:
+    # a base value there (a triplet margin with triplet off) would read as a tried setting.
+    complete_run(client, run, config, trial_params(config, unsampled))
     return str(run.info.run_id)
 
 
@@ -320,12 +352,14 @@ def open_trial_run(
     trial_id: str,
     config: ReidConfig,
     searched: Mapping[str, Any],
+    unsampled: Collection[str] = (),
 ) -> str:
     """The child run of trial `trial_id` (created once, nested under the parent), RUNNING.
 
     Run name `<search name>-<trial id>`; tags `reid.kind=trial`, `reid.trial_id`,
-    `reid.searched_params` (JSON of the sampled params); params: the flattened trial config;
-    artifact `config.yaml`. A second call for the same parent and trial id returns that run.
+    `reid.searched_params` (JSON of the sampled params); params: the flattened trial config
+    except the `unsampled` config paths (searched params whose `when` failed); artifact
+    `config.yaml` (complete). A second call for the same parent and trial id returns that run.
     """
     client = _client(tracking_uri)
     return retrying(
@@ -339,6 +373,7 @@ def open_trial_run(
             trial_id=trial_id,
             config=config,
             searched=searched,
+            unsampled=unsampled,
         ),
     )
 
@@ -438,36 +473,40 @@ def _log_best(
 
 
 def _log_figures(
-    client: MlflowClient, parent_run_id: str, rows: list[TrialRow], objectives: Objectives
+    tracking_uri: str,
+    client: MlflowClient,
+    parent_run_id: str,
+    rows: list[TrialRow],
+    objectives: Objectives,
 ) -> list[str]:
+    """The figures logged under `figures/`; best effort: a figure that cannot be drawn or
+    logged costs a warning, never the summary or the closing of the parent run."""
     from reid_platform.tracking.search_figures import write_search_figures
 
-    with tempfile.TemporaryDirectory(prefix="reid-search-figures-") as folder:
-        written = write_search_figures(rows, objectives, Path(folder))
-        for path in written:
-            client.log_artifact(parent_run_id, str(path), FIGURES_DIR)
-        return [f"{FIGURES_DIR}/{path.name}" for path in written]
+    logged: list[str] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="reid-search-figures-") as folder:
+            for path in write_search_figures(rows, objectives, Path(folder)):
+                retrying(
+                    tracking_uri,
+                    f"logging {path.name} to search run {parent_run_id}",
+                    partial(client.log_artifact, parent_run_id, str(path), FIGURES_DIR),
+                )
+                logged.append(f"{FIGURES_DIR}/{path.name}")
+    except Exception as error:  # any failure: figures are a convenience, see above
+        logger.warning(
+            "search run %s: figures not logged: %s",
+            parent_run_id,
+            one_line(str(error)) or type(error).__name__,
+        )
+    return logged
 
 
-def finish_search_run(
-    tracking_uri: str,
-    parent_run_id: str,
-    *,
-    objectives: Objectives,
-    status: RunStatus,
-) -> SearchSummary:
-    """Summarise the search into its parent run and terminate it with `status`.
-
-    Closes trial runs left RUNNING as interrupted, logs `trials.csv` (ranked by the first
-    objective), `figures/*.png`, metrics `best/<metric>` over completed and stopped-early trials,
-    tag `reid.best_run_id` (and `reid.pareto_run_ids` for two objectives). Calling it again
-    (after a resume) rewrites the summary from what MLflow holds.
-    """
-    if not objectives:
-        raise ReidError(f"search run {parent_run_id} has no objective to rank trials by")
-    if status not in ("FINISHED", "FAILED", "KILLED"):
-        raise ReidError(f"run status {status!r} is not one of FINISHED, FAILED, KILLED")
-    client = _client(tracking_uri)
+def _summarise(
+    tracking_uri: str, client: MlflowClient, parent_run_id: str, objectives: Objectives
+) -> tuple[list[TrialRow], dict[str, str], dict[str, float], list[str]]:
+    """Close leftover trials; log trials.csv, best values and tags, figures. Returns the
+    ranked rows, the tags, the best values and the figures logged."""
     rows = retrying(
         tracking_uri,
         f"closing the open trials of search run {parent_run_id}",
@@ -484,28 +523,53 @@ def finish_search_run(
         front = pareto_front(scored_rows(rows, [m for m, _ in objectives]), objectives)
         tags[PARETO_RUNS_TAG] = json.dumps([row.run_id for row in front])
     text = trials_csv(ranked, objectives)
-    figures = retrying(
-        tracking_uri,
-        f"logging the search summary to run {parent_run_id}",
-        lambda: _write_summary(client, parent_run_id, text, best, tags, ranked, objectives),
-    )
-    retrying(
-        tracking_uri,
-        f"closing search run {parent_run_id}",
-        lambda: client.set_terminated(parent_run_id, status),
-    )
-    return SearchSummary(parent_run_id, ranked, tags.get(BEST_RUN_TAG), best, figures)
+
+    def write() -> None:
+        client.log_text(parent_run_id, text, TRIALS_ARTIFACT)
+        _log_best(client, parent_run_id, best, tags)
+
+    retrying(tracking_uri, f"logging the search summary to run {parent_run_id}", write)
+    figures = _log_figures(tracking_uri, client, parent_run_id, ranked, objectives)
+    return ranked, tags, best, figures
 
 
-def _write_summary(
-    client: MlflowClient,
+def finish_search_run(
+    tracking_uri: str,
     parent_run_id: str,
-    text: str,
-    best: Mapping[str, float],
-    tags: Mapping[str, str],
-    rows: list[TrialRow],
+    *,
     objectives: Objectives,
-) -> list[str]:
-    client.log_text(parent_run_id, text, TRIALS_ARTIFACT)
-    _log_best(client, parent_run_id, best, tags)
-    return _log_figures(client, parent_run_id, rows, objectives)
+    status: RunStatus,
+) -> SearchSummary:
+    """Summarise the search into its parent run and terminate it with `status`.
+
+    Closes trial runs left RUNNING as interrupted, logs `trials.csv` (ranked by the first
+    objective, normally ended trials first), `figures/*.png` (best effort: a failure is a
+    warning), metrics `best/<metric>` over completed and stopped-early trials, tag
+    `reid.best_run_id` (and `reid.pareto_run_ids` for two objectives). The parent run is
+    terminated even when the summary fails (that error is raised afterwards). Calling it again
+    (after a resume) rewrites the summary from what MLflow holds.
+    """
+    if not objectives:
+        raise ReidError(f"search run {parent_run_id} has no objective to rank trials by")
+    if status not in ("FINISHED", "FAILED", "KILLED"):
+        raise ReidError(f"run status {status!r} is not one of FINISHED, FAILED, KILLED")
+    client = _client(tracking_uri)
+
+    def terminate() -> None:
+        retrying(
+            tracking_uri,
+            f"closing search run {parent_run_id}",
+            lambda: client.set_terminated(parent_run_id, status),
+        )
+
+    try:
+        ranked, tags, best, figures = _summarise(tracking_uri, client, parent_run_id, objectives)
+    except BaseException:
+        # The summary's error is the one to report; a parent left RUNNING would be worse.
+        try:
+            terminate()
+        except ReidError as error:
+            logger.warning("search run %s stays open: %s", parent_run_id, error)
+        raise
+    terminate()
+    return SearchSummary(parent_run_id, ranked, tags.get(BEST_RUN_TAG), best, figures)

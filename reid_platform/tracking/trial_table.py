@@ -95,13 +95,30 @@ def metric_value(row: TrialRow, metric: str) -> float | None:
 
 
 def rank_trials(rows: Sequence[TrialRow], metric: str, mode: str) -> list[TrialRow]:
-    """`rows` best first by `metric` (`mode` max or min); rows without it last, in input order."""
+    """`rows` best first by `metric` (`mode` max or min).
+
+    Trials that ended normally (completed, stopped early) come first, by `metric`; then the
+    others holding it (failed, interrupted, running), by `metric`, since a failed trial's last
+    value is no result; rows without the metric last, in input order.
+    """
     if mode not in ("max", "min"):
         raise ReidError(f"objective mode {mode!r} is not max or min")
     sign = -1.0 if mode == "max" else 1.0
-    scored = [row for row in rows if metric_value(row, metric) is not None]
-    missing = [row for row in rows if metric_value(row, metric) is None]
-    return sorted(scored, key=lambda row: sign * (metric_value(row, metric) or 0.0)) + missing
+
+    def by_value(group: list[TrialRow]) -> list[TrialRow]:
+        return sorted(group, key=lambda row: sign * (metric_value(row, metric) or 0.0))
+
+    scored: list[TrialRow] = []
+    unscored: list[TrialRow] = []
+    missing: list[TrialRow] = []
+    for row in rows:
+        if metric_value(row, metric) is None:
+            missing.append(row)
+        elif row.trial_status in SCORED_OUTCOMES:
+            scored.append(row)
+        else:
+            unscored.append(row)
+    return by_value(scored) + by_value(unscored) + missing
 
 
 def scored_rows(rows: Sequence[TrialRow], metrics: Sequence[str]) -> list[TrialRow]:

@@ -21,7 +21,7 @@ from reid_platform.tracking.layout import (
     SEARCH_KIND,
 )
 from reid_platform.tracking.search_runs import retrying, trial_rows
-from reid_platform.tracking.trial_table import TrialRow, rank_trials
+from reid_platform.tracking.trial_table import TrialRow, pareto_front, rank_trials, scored_rows
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -31,7 +31,8 @@ class Comparison:
     """The trials of one search, best first.
 
     objectives: (metric, mode) pairs, the first one ranks `rows`. rows: at most `top` rows.
-    total: how many trials the search has in all.
+    total: how many trials the search has in all. pareto: run ids of the trials on the Pareto
+    front of the objectives among all trials ended normally (one objective: the best ones).
     """
 
     experiment: str
@@ -42,6 +43,7 @@ class Comparison:
     objectives: tuple[tuple[str, str], ...]
     rows: list[TrialRow]
     total: int
+    pareto: frozenset[str]
 
 
 def _check_store(tracking_uri: str) -> None:
@@ -147,7 +149,10 @@ def compare_trials(
     )
     objectives = search_objectives(parent)
     metric, mode = objectives[0]
-    ranked = rank_trials(trial_rows(tracking_uri, parent.info.run_id), metric, mode)
+    rows = trial_rows(tracking_uri, parent.info.run_id)
+    ranked = rank_trials(rows, metric, mode)
+    # Over every trial, not only the `top` shown: a shown row is on the front or it is not.
+    front = pareto_front(scored_rows(rows, [m for m, _ in objectives]), objectives)
     return Comparison(
         experiment=experiment,
         experiment_id=experiment_id,
@@ -157,4 +162,5 @@ def compare_trials(
         objectives=objectives,
         rows=ranked[:top] if top is not None else ranked,
         total=len(ranked),
+        pareto=frozenset(row.run_id for row in front),
     )

@@ -66,13 +66,20 @@ def search(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 
 def _stored(uri: str, parent: str) -> list[dict[str, object]]:
-    """Each child run as MLflow holds it, best eval/mAP first."""
+    """Each child run as MLflow holds it: completed and stopped-early trials first, then the
+    others (failed), each group by best eval/mAP first."""
     client = MlflowClient(uri)
     runs = client.search_runs(
         [client.get_run(parent).info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent}'",
     )
-    runs.sort(key=lambda run: -run.data.metrics["eval/mAP"])
+    normal = ("completed", "stopped_early")
+    runs.sort(
+        key=lambda run: (
+            run.data.tags["reid.trial_status"] not in normal,
+            -run.data.metrics["eval/mAP"],
+        )
+    )
     return [
         {
             "trial_id": run.data.tags["reid.trial_id"],
@@ -92,7 +99,10 @@ def test_json_matches_mlflow(search: tuple[str, str], capsys: pytest.CaptureFixt
     keys = ("trial_id", "run_id", "trial_status", "params", "metrics")
     assert [{key: item[key] for key in keys} for item in printed] == _stored(uri, parent)
     assert [item["rank"] for item in printed] == [1, 2, 3]
-    assert [item["trial_id"] for item in printed] == ["t2", "t3", "t1"]
+    # The failed t3 holds a better mAP than t1 but ranks after it.
+    assert [item["trial_id"] for item in printed] == ["t2", "t1", "t3"]
+    # One objective: the front is the best normally ended trial.
+    assert [item["pareto"] for item in printed] == [True, False, False]
 
 
 def test_table_lists_the_top_trials(
@@ -116,15 +126,89 @@ def test_table_lists_the_top_trials(
         str(stored[0]["run_id"]),
         "stopped_early",
         "0.4",
-        "—",
         "arcface",
         "75.00%",
         "87.50%",
         "2",
     ]
+    cells = [cell.strip() for cell in rows[1].strip("│").split("│")]
+    second = [str(stored[1]["run_id"]), "completed", "—", "linear", "25.00%", "50.00%", "2"]
+    assert cells == ["2", "t1", *second]
     header = next(line for line in out.splitlines() if "run id" in line)
-    assert "arcface.margin" in header and "circle.margin" in header
+    # Only the shown trials' params: the failed circle trial is third, not shown.
+    assert "arcface.margin" in header and "circle.margin" not in header
     assert "classifier.kind" in header and "mAP ▼" in header
+
+
+# trial id → (eval/mAP, model/params, outcome). By hand, for max mAP / min params: p1 and p3
+# are the front; p2 is dominated by p1; p4 beats both but failed, so it is off the front.
+PARETO_TRIALS = {
+    "p1": (0.5, 100.0, "completed"),
+    "p2": (0.4, 200.0, "completed"),
+    "p3": (0.7, 300.0, "stopped_early"),
+    "p4": (0.9, 50.0, "failed"),
+}
+
+
+@pytest.fixture(scope="module")
+def pareto_search(search: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A two-objective search in experiment `exp2` of the same store; its parent run id."""
+    uri, _ = search
+    config = load_config(QUICKSTART)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("compare-pareto"))
+        parent = open_search_run(
+            uri,
+            experiment="exp2",
+            search_name="two-objectives",
+            settings={},
+            space_yaml="params: {}\n",
+            base_config=config,
+            objectives=[("eval/mAP", "max"), ("model/params", "min")],
+        )
+        client = MlflowClient(uri)
+        for trial_id, (mean_ap, params, outcome) in PARETO_TRIALS.items():
+            run_id = open_trial_run(
+                uri,
+                experiment_id=parent.experiment_id,
+                parent_run_id=parent.run_id,
+                search_name="two-objectives",
+                trial_id=trial_id,
+                config=config,
+                searched={"model.pooling.kind": trial_id},
+            )
+            client.log_metric(run_id, "eval/mAP", mean_ap, step=1)
+            client.log_metric(run_id, "model/params", params, step=1)
+            close_trial_run(uri, run_id, outcome, "boom")  # type: ignore[arg-type]
+    return parent.run_id
+
+
+def test_two_objectives_mark_the_pareto_front(
+    search: tuple[str, str], pareto_search: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri, _ = search
+    assert main(["compare", "exp2", "--tracking-uri", uri, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [item["trial_id"] for item in printed] == ["p3", "p1", "p2", "p4"]
+    assert {item["trial_id"]: item["pareto"] for item in printed} == {
+        "p1": True,
+        "p2": False,
+        "p3": True,
+        "p4": False,
+    }
+    assert main(["compare", "exp2", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "run id" in line)
+    assert header.strip("┃ ").split("┃")[-1].strip() == "pareto"
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    marks = {
+        cells[1]: cells[-1]
+        for cells in ([c.strip() for c in row.strip("│").split("│")] for row in rows)
+    }
+    assert marks == {"p3": "✓", "p1": "✓", "p2": "", "p4": ""}
+    # One objective: no pareto column.
+    assert main(["compare", "exp", "--tracking-uri", uri]) == 0
+    assert "pareto" not in capsys.readouterr().out
 
 
 def test_unknown_experiment_exits_2(

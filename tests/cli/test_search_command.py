@@ -16,7 +16,7 @@ from reid_platform.config.flatten import to_yaml
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "experiments/quickstart.yaml"
 
-GOOD_PARAMS = {
+GOOD_PARAMS: dict[str, object] = {
     "model.pooling.kind": {"type": "choice", "values": ["avg", "gem"]},
     "model.classifier.kind": {"type": "choice", "values": ["linear", "arcface"]},
 }
@@ -97,6 +97,16 @@ def assert_nothing_started(folder: Path) -> None:
         ),
         # a fixed setting the config refuses
         (GOOD_PARAMS, {"fixed": {"solver.max_epochs": 0}}, "solver.max_epochs"),
+        # a setting the driver reads once (ASHA's max_t)
+        (
+            {**GOOD_PARAMS, "solver.max_epochs": {"type": "int", "low": 2, "high": 4}},
+            {},
+            "solver.max_epochs",
+        ),
+        # an eval/* objective without a validation split
+        (GOOD_PARAMS, {"fixed": {"data.validation.num_ids": None}}, "data.validation"),
+        # an Optuna storage that cannot be opened
+        (GOOD_PARAMS, {"optuna_storage": "nonsense"}, "optuna_storage"),
     ],
 )
 def test_bad_space_is_refused_before_anything_starts(

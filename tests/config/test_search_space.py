@@ -151,6 +151,11 @@ def test_unknown_objective_metric_lists_close_names() -> None:
     assert "objectives.0.metric" in message and "'eval/mAP'" in message
 
 
+def test_export_latency_objective_is_refused_while_trials_do_not_export() -> None:
+    message = schema_error({"objectives": [{"metric": "export/latency_ms"}], "params": POOLING})
+    assert "objectives.0.metric" in message and "'export/latency_ms'" in message
+
+
 def test_two_objectives_need_distinct_metrics_and_no_asha() -> None:
     two = [{"metric": "eval/mAP"}, {"metric": "model/params", "mode": "min"}]
     assert space(POOLING, objectives=two).objectives[1].mode == "min"
@@ -278,8 +283,30 @@ def test_bound_the_config_refuses_names_key_and_bound(base: ReidConfig) -> None:
 
 
 def test_float_range_on_an_int_setting_is_refused(base: ReidConfig) -> None:
-    params = {"solver.max_epochs": {"type": "uniform", "low": 2.0, "high": 4.0}}
-    assert "search parameter solver.max_epochs: low 2.0" in check_error(params, base)
+    params = {"training.eval_period": {"type": "uniform", "low": 2.0, "high": 4.0}}
+    assert "search parameter training.eval_period: low 2.0" in check_error(params, base)
+
+
+@pytest.mark.parametrize(
+    "key", ["solver.max_epochs", "distributed.num_workers", "distributed.cpus_per_worker"]
+)
+def test_settings_the_driver_reads_once_cannot_be_searched(base: ReidConfig, key: str) -> None:
+    # Values the config itself accepts: the refusal is about searching them at all.
+    params = {**POOLING, key: {"type": "int", "low": 1, "high": 2}}
+    message = check_error(params, base)
+    assert message.startswith(f"search parameter {key} cannot be searched")
+    assert "under `fixed`" in message
+
+
+def test_eval_objective_needs_a_validation_split(base: ReidConfig) -> None:
+    assert base.data.validation.num_ids is not None  # the quickstart holds 12 ids out
+    without = apply_settings(base, {"data.validation.num_ids": None})
+    message = check_error(POOLING, without)
+    assert message.startswith("objective eval/mAP needs a validation split")
+    assert "data.validation" in message
+    # model/params needs no validation split; a fixed split satisfies eval/*.
+    check_search_space(space(POOLING, objectives=[{"metric": "model/params"}]), without)
+    check_search_space(space(POOLING, fixed={"data.validation.fraction": 0.2}), without)
 
 
 def test_fixed_setting_the_config_refuses_names_it(base: ReidConfig) -> None:

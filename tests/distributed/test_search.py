@@ -340,10 +340,14 @@ def test_interrupted_search_resumes_without_duplicates(
     uri, name = tracking_uri(tmp_path), "interrupted"
     argv = ["search", str(config), "--space", str(space), "--name", name, "--tracking-uri", uri]
     log = tmp_path / "first_launch.log"
+    # The local cluster's ray.init set RAY_AUTH_MODE=token in this process; a user's shell has
+    # no such variable, so the driver must turn token auth on by itself to join.
+    env = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"}
     with log.open("w") as sink:
         driver = subprocess.Popen(
             [str(Path(sys.executable).parent / "reid"), *argv, "--address", cluster],
             cwd=tmp_path,
+            env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,

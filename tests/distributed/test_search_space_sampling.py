@@ -17,6 +17,7 @@ from reid_platform.config.search import SearchSpaceConfig, read_search_space
 from reid_platform.distributed.search_space import (
     build_sampler,
     define_by_run,
+    open_optuna_storage,
     sampled_params,
     seed_points,
     trial_config,
@@ -166,7 +167,8 @@ def test_sampler_kind_follows_the_number_of_objectives(space: SearchSpaceConfig)
     assert isinstance(build_sampler(space, seed=0), optuna.samplers.TPESampler)
     objectives = [{"metric": "eval/mAP"}, {"metric": "model/params", "mode": "min"}]
     two = read_search_space({**RAW_SPACE, "objectives": objectives})
-    assert isinstance(build_sampler(two, seed=0), optuna.samplers.NSGAIISampler)
+    # TPE for two objectives too (NSGA-II's first generation of 50 would be all random).
+    assert isinstance(build_sampler(two, seed=0), optuna.samplers.TPESampler)
     study = optuna.create_study(
         sampler=build_sampler(two, seed=0), directions=["maximize", "minimize"]
     )
@@ -195,6 +197,47 @@ def test_ray_optuna_search_keeps_dotted_keys_and_seed_points(space: SearchSpaceC
     # Tune pickles the searcher (with the define-by-run function) for `Tuner.restore`.
     restored = pickle.loads(pickle.dumps(searcher.__dict__))
     assert restored["_space"].space == space
+
+
+def test_two_objective_searcher_seeds_first_and_records_both_metrics_in_its_storage(
+    tmp_path: Path,
+) -> None:
+    from reid_platform.distributed.search import build_searcher  # imports Ray, never starts it
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    objectives = [{"metric": "eval/mAP"}, {"metric": "model/params", "mode": "min"}]
+    two = read_search_space({**RAW_SPACE, "objectives": objectives, "optuna_storage": storage})
+    searcher = build_searcher(two, seed=0, study_name="two-objectives")
+    results = [(0.5, 2e6), (0.4, 1e6), (0.3, 3e6), (0.6, 4e6)]
+    configs = []
+    for index, (mean_ap, size) in enumerate(results):
+        config = searcher.suggest(f"t{index}")
+        assert config is not None
+        configs.append(config)
+        searcher.on_trial_complete(f"t{index}", {"eval/mAP": mean_ap, "model/params": size})
+    assert configs[0] == RAW_SPACE["seed_points"][0]
+    assert configs[1] == {**RAW_SPACE["seed_points"][1], "losses.cross_entropy.epsilon": 0.0}
+    # Read back from the database, independently of the searcher.
+    study = optuna.load_study(study_name="two-objectives", storage=storage)
+    assert [trial.values for trial in study.trials] == [list(pair) for pair in results]
+    assert study.directions == [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ]
+    # Pareto front by hand: (0.5, 2e6) and (0.4, 1e6) and (0.6, 4e6); (0.3, 3e6) is dominated.
+    front = sorted(tuple(trial.values) for trial in study.best_trials)
+    assert front == [(0.4, 1e6), (0.5, 2e6), (0.6, 4e6)]
+
+
+def test_unopenable_optuna_storage_names_it(tmp_path: Path) -> None:
+    for url in ("nonsense", f"sqlite:///{tmp_path / 'missing' / 'optuna.db'}"):
+        with pytest.raises(ConfigError, match=r"^optuna_storage '.*' cannot be opened \("):
+            open_optuna_storage(url)
+    with pytest.raises(ConfigError) as caught:
+        open_optuna_storage("postgresql://user:secret@127.0.0.1:1/db")
+    assert "secret" not in str(caught.value)  # the password is not printed
+    open_optuna_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert (tmp_path / "optuna.db").is_file()
 
 
 def test_sampled_params_keeps_only_searched_keys(space: SearchSpaceConfig) -> None:

@@ -6,6 +6,7 @@ Everything written is read back with a plain `MlflowClient`, never through the f
 import csv
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,14 @@ OBJECTIVES = [("eval/mAP", "max")]
 SETTINGS = {"search.num_samples": "4", "search.scheduler": "asha", "search.config": "q.yaml"}
 
 
-def _open_parent(uri: str, config: ReidConfig, name: str = "s1", space: str = SPACE_YAML) -> str:
+def _open_parent(
+    uri: str,
+    config: ReidConfig,
+    name: str = "s1",
+    space: str = SPACE_YAML,
+    *,
+    resume: bool = False,
+) -> str:
     return open_search_run(
         uri,
         experiment="exp",
@@ -40,7 +48,19 @@ def _open_parent(uri: str, config: ReidConfig, name: str = "s1", space: str = SP
         space_yaml=space,
         base_config=config,
         objectives=OBJECTIVES,
+        resume=resume,
     ).run_id
+
+
+def _runs_named(uri: str, name: str) -> list[str]:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("exp")
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"attributes.run_name = '{name}'"
+    )
+    return [run.info.run_id for run in runs]
 
 
 def _children(uri: str, parent_run_id: str) -> list[str]:
@@ -95,6 +115,7 @@ def test_parent_run_layout_and_resume(sqlite_uri: str, quickstart_config: ReidCo
         space_yaml=SPACE_YAML,
         base_config=quickstart_config,
         objectives=[("eval/mAP", "max"), ("model/params", "min")],
+        resume=True,
     )
     assert again.resumed and again.run_id == first.run_id
     resumed = MlflowClient(sqlite_uri).get_run(first.run_id)
@@ -107,12 +128,35 @@ def test_parent_name_with_other_space_or_kind_is_refused(
 ) -> None:
     _open_parent(sqlite_uri, quickstart_config)
     with pytest.raises(ReidError, match=r"^search name 's1' .* different search space"):
-        _open_parent(sqlite_uri, quickstart_config, space=SPACE_YAML + "num_samples: 2\n")
+        _open_parent(
+            sqlite_uri, quickstart_config, space=SPACE_YAML + "num_samples: 2\n", resume=True
+        )
     open_training_run(
         tracking_uri=sqlite_uri, experiment="exp", run_name="t1", config=quickstart_config
     )
     with pytest.raises(ReidError, match=r"^search name 't1' .* of kind 'train'"):
-        _open_parent(sqlite_uri, quickstart_config, name="t1")
+        _open_parent(sqlite_uri, quickstart_config, name="t1", resume=True)
+
+
+def test_fresh_launch_refuses_an_existing_search_and_resume_needs_one(
+    sqlite_uri: str, quickstart_config: ReidConfig
+) -> None:
+    first = _open_parent(sqlite_uri, quickstart_config)
+    MlflowClient(sqlite_uri).set_terminated(first, "KILLED")
+    with pytest.raises(
+        ReidError,
+        match=rf"^search name 's1' belongs to MLflow run {first} already; "
+        r"choose another --name, or pass --resume$",
+    ):
+        _open_parent(sqlite_uri, quickstart_config)
+    # Refused before touching it: still the one run, still KILLED.
+    assert _runs_named(sqlite_uri, "s1") == [first]
+    assert MlflowClient(sqlite_uri).get_run(first).info.status == "KILLED"
+    with pytest.raises(
+        ReidError, match=r"^search 's2' has no MLflow run in experiment 'exp'; resume it with"
+    ):
+        _open_parent(sqlite_uri, quickstart_config, name="s2", resume=True)
+    assert _runs_named(sqlite_uri, "s2") == []
 
 
 def test_trial_run_is_created_once(sqlite_uri: str, quickstart_config: ReidConfig) -> None:
@@ -146,6 +190,60 @@ def test_trial_run_is_created_once(sqlite_uri: str, quickstart_config: ReidConfi
     # The same trial id under another search is another run.
     other = _open_parent(sqlite_uri, quickstart_config, name="s2")
     assert find_trial_run(sqlite_uri, other, "abc_00001") is None
+
+
+def test_unsampled_params_are_not_logged(sqlite_uri: str, quickstart_config: ReidConfig) -> None:
+    parent = _open_parent(sqlite_uri, quickstart_config)
+    experiment_id = MlflowClient(sqlite_uri).get_run(parent).info.experiment_id
+    # Triplet searched with its margin conditional; this trial sampled triplet off.
+    searched = {"losses.triplet.enabled": False}
+    # losses.triplet.margin_kind shares the prefix but is not under the path: it is logged.
+    unsampled = ["losses.triplet.margin"]
+    config = quickstart_config.model_copy(deep=True)
+    run_id = open_trial_run(
+        sqlite_uri,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        search_name="s1",
+        trial_id="u1",
+        config=config,
+        searched=searched,
+        unsampled=unsampled,
+    )
+    run = MlflowClient(sqlite_uri).get_run(run_id)
+    everything = flatten(config)
+    assert set(unsampled) <= set(everything)  # real config paths, left out on purpose
+    expected = {key: value for key, value in everything.items() if key not in unsampled}
+    assert "losses.triplet.margin_kind" in expected
+    assert run.data.params == expected
+    assert json.loads(run.data.tags["reid.searched_params"]) == {"losses.triplet.enabled": False}
+    # config.yaml stays the complete resolved config.
+    assert yaml.safe_load(_artifact_text(sqlite_uri, run_id, "config.yaml")) == active_dump(config)
+    # A path prefix leaves out everything under it; reopening adds nothing back.
+    again = open_trial_run(
+        sqlite_uri,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        search_name="s1",
+        trial_id="u1",
+        config=config,
+        searched=searched,
+        unsampled=unsampled,
+    )
+    assert again == run_id
+    assert MlflowClient(sqlite_uri).get_run(run_id).data.params == expected
+    other = open_trial_run(
+        sqlite_uri,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        search_name="s1",
+        trial_id="u2",
+        config=config,
+        searched={},
+        unsampled=["losses.triplet"],
+    )
+    kept = MlflowClient(sqlite_uri).get_run(other).data.params
+    assert kept == {k: v for k, v in everything.items() if not k.startswith("losses.triplet.")}
 
 
 @pytest.mark.parametrize(
@@ -197,9 +295,9 @@ def test_close_trial_run_rejects_unknown_outcome(sqlite_uri: str) -> None:
         close_trial_run(sqlite_uri, "0" * 32, "done")  # type: ignore[arg-type]
 
 
-def _row(trial_id: str, value: float | None) -> TrialRow:
+def _row(trial_id: str, value: float | None, outcome: str = "completed") -> TrialRow:
     metrics = {} if value is None else {"eval/mAP": value}
-    return TrialRow(trial_id, trial_id, trial_id, "FINISHED", "completed", metrics=metrics)
+    return TrialRow(trial_id, trial_id, trial_id, "FINISHED", outcome, metrics=metrics)
 
 
 def test_rank_trials_puts_missing_metrics_last() -> None:
@@ -212,6 +310,22 @@ def test_rank_trials_puts_missing_metrics_last() -> None:
     ]
     assert [r.trial_id for r in rank_trials(rows, "eval/mAP", "max")] == ["c", "e", "a", "b", "d"]
     assert [r.trial_id for r in rank_trials(rows, "eval/mAP", "min")] == ["a", "e", "c", "b", "d"]
+
+
+def test_rank_trials_puts_failed_and_interrupted_after_scored() -> None:
+    rows = [
+        _row("failed", 0.9, "failed"),
+        _row("low", 0.1, "completed"),
+        _row("killed", 0.8, "interrupted"),
+        _row("early", 0.4, "stopped_early"),
+        _row("open", 0.95, "running"),
+        _row("none", None, "failed"),
+    ]
+    # Normally ended trials by mAP, then the others holding it by mAP, then the rest.
+    by_max = ["early", "low", "open", "failed", "killed", "none"]
+    assert [r.trial_id for r in rank_trials(rows, "eval/mAP", "max")] == by_max
+    by_min = ["low", "early", "killed", "failed", "open", "none"]
+    assert [r.trial_id for r in rank_trials(rows, "eval/mAP", "min")] == by_min
 
 
 # A hand-made search: (trial id, outcome or None for left running, searched params,
@@ -276,7 +390,13 @@ def _expected_csv_rows(uri: str, parent: str) -> list[dict[str, str]]:
             "epoch": str(max(steps)),
         }
         rows.append(row)
-    return sorted(rows, key=lambda r: -float(r["eval/mAP"] or "-1"))
+
+    # Completed and stopped-early trials first, by mAP; then the others by mAP; then none.
+    def key(row: dict[str, str]) -> tuple[bool, bool, float]:
+        scored = row["trial_status"] in ("completed", "stopped_early")
+        return (not row["eval/mAP"], not scored, -float(row["eval/mAP"] or "0"))
+
+    return sorted(rows, key=key)
 
 
 def test_finish_search_run_summarises_what_mlflow_holds(
@@ -293,7 +413,8 @@ def test_finish_search_run_summarises_what_mlflow_holds(
     assert stored.data.tags["reid.best_run_id"] == run_ids["t2"] == summary.best_run_id
     assert stored.data.metrics["best/eval/mAP"] == pytest.approx(0.6)
     assert summary.best == {"eval/mAP": pytest.approx(0.6)}
-    assert [row.trial_id for row in summary.rows] == ["t3", "t2", "t1", "t4"]
+    # The failed t3 (0.9) ranks after every normally ended trial.
+    assert [row.trial_id for row in summary.rows] == ["t2", "t1", "t3", "t4"]
 
     text = _artifact_text(sqlite_uri, parent, "trials.csv")
     header = text.splitlines()[0].split(",")
@@ -308,7 +429,8 @@ def test_finish_search_run_summarises_what_mlflow_holds(
         "epoch",
     ]
     expected = _expected_csv_rows(sqlite_uri, parent)
-    assert expected[-1]["trial_id"] == "t4" and expected[-1]["epoch"] == "0"
+    assert [row["trial_id"] for row in expected] == ["t2", "t1", "t3", "t4"]
+    assert expected[-1]["epoch"] == "0"
     assert list(csv.DictReader(io.StringIO(text))) == expected
 
     artifacts = {f.path for f in client.list_artifacts(parent, "figures")}
@@ -321,6 +443,49 @@ def test_finish_search_run_summarises_what_mlflow_holds(
     assert len(client.get_metric_history(parent, "best/eval/mAP")) == 1
     assert _artifact_text(sqlite_uri, parent, "trials.csv") == text
     assert len(_children(sqlite_uri, parent)) == len(TRIALS)
+
+
+def test_figures_are_best_effort(
+    sqlite_uri: str,
+    quickstart_config: ReidConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import reid_platform.tracking.search_figures as figures
+
+    def broken(*_: object) -> list[Path]:
+        raise RuntimeError("no font cache\nmore detail")
+
+    # A plotting failure (our own figure code raising, as a missing fANOVA dependency would).
+    monkeypatch.setattr(figures, "write_search_figures", broken)
+    parent, run_ids = _make_search(sqlite_uri, quickstart_config)
+    caplog.set_level(logging.WARNING)
+    summary = finish_search_run(sqlite_uri, parent, objectives=OBJECTIVES, status="FINISHED")
+    assert summary.figures == []
+    assert f"search run {parent}: figures not logged: no font cache" in caplog.text
+    client = MlflowClient(sqlite_uri)
+    stored = client.get_run(parent)
+    assert stored.info.status == "FINISHED"
+    assert stored.data.tags["reid.best_run_id"] == run_ids["t2"]
+    assert {f.path for f in client.list_artifacts(parent)} >= {"trials.csv"}
+    assert client.list_artifacts(parent, "figures") == []
+
+
+def test_parent_is_closed_even_when_the_summary_fails(
+    sqlite_uri: str, quickstart_config: ReidConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reid_platform.tracking.search_runs as search_runs
+
+    def broken(*_: object) -> str:
+        raise ValueError("cannot write the table")
+
+    monkeypatch.setattr(search_runs, "trials_csv", broken)
+    parent, _ = _make_search(sqlite_uri, quickstart_config)
+    with pytest.raises(ValueError, match="cannot write the table"):
+        finish_search_run(sqlite_uri, parent, objectives=OBJECTIVES, status="KILLED")
+    stored = MlflowClient(sqlite_uri).get_run(parent)
+    assert stored.info.status == "KILLED"
+    assert "trials.csv" not in {f.path for f in MlflowClient(sqlite_uri).list_artifacts(parent)}
 
 
 def test_two_objectives_record_the_pareto_front(

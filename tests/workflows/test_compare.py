@@ -109,6 +109,51 @@ def test_search_named_by_id_or_name_and_top(uri: str, config: ReidConfig) -> Non
     assert [row.run_id for row in by_name.rows] == expected_order(uri, old, reverse=False)[:2]
 
 
+def test_failed_trials_rank_last_and_two_objectives_mark_the_pareto_front(
+    uri: str, config: ReidConfig
+) -> None:
+    parent = open_search_run(
+        uri,
+        experiment="exp",
+        search_name="two",
+        settings={},
+        space_yaml="params: {}\n",
+        base_config=config,
+        objectives=[("eval/mAP", "max"), ("model/params", "min")],
+    )
+    # trial → (eval/mAP, model/params, outcome). By hand: a (0.5, 100) and c (0.7, 300) are
+    # the front of the normally ended trials; b (0.4, 200) is dominated by a; d (0.9, 50)
+    # would dominate everything but failed, so it is neither first nor on the front.
+    trials = {
+        "a": (0.5, 100.0, "completed"),
+        "b": (0.4, 200.0, "stopped_early"),
+        "c": (0.7, 300.0, "completed"),
+        "d": (0.9, 50.0, "failed"),
+    }
+    client = MlflowClient(uri)
+    run_ids = {}
+    for trial_id, (mean_ap, params, outcome) in trials.items():
+        run_id = open_trial_run(
+            uri,
+            experiment_id=parent.experiment_id,
+            parent_run_id=parent.run_id,
+            search_name="two",
+            trial_id=trial_id,
+            config=config,
+            searched={"model.pooling.kind": trial_id},
+        )
+        client.log_metric(run_id, "eval/mAP", mean_ap, step=1)
+        client.log_metric(run_id, "model/params", params, step=0)
+        close_trial_run(uri, run_id, outcome, "boom")  # type: ignore[arg-type]
+        run_ids[trial_id] = run_id
+    comparison = compare_trials(uri, "exp")
+    assert comparison.objectives == (("eval/mAP", "max"), ("model/params", "min"))
+    assert [row.trial_id for row in comparison.rows] == ["c", "a", "b", "d"]
+    assert comparison.pareto == {run_ids["a"], run_ids["c"]}
+    # The front is over every trial, whatever --top shows.
+    assert compare_trials(uri, "exp", top=1).pareto == comparison.pareto
+
+
 @pytest.mark.parametrize(
     ("experiment", "search", "message"),
     [
