@@ -11,12 +11,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from ray.util.state import list_actors
@@ -25,7 +24,6 @@ from reid_platform.cli.main import main
 from reid_platform.cli.train_command import with_run_name
 from reid_platform.config import load_config
 from reid_platform.config.flatten import flatten, to_yaml
-from reid_platform.data.build import build_data
 from reid_platform.distributed.callbacks import MlflowReportCallback
 from reid_platform.distributed.trainer import TrainingLaunch, build_trainer, fit
 from reid_platform.modeling.model_file import load_model_file
@@ -38,46 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "experiments/quickstart.yaml"
 EXPERIMENT = "quickstart"
 SNAPSHOT = "checkpoint_manager_snapshot.json"
-
-
-def tiny_overrides(data_root: Path, out: Path, *, epochs: int) -> list[str]:
-    """Quickstart shrunk: 24 synthetic ids at 64×32, 3 iterations per epoch, eval every epoch."""
-    synthetic = {"ids": 24, "images_per_id": 6, "height": 64, "width": 32}
-    return [
-        *(f"data.{split}.0.root={data_root}" for split in ("train", "test")),
-        *(f"data.{s}.0.synthetic.{k}={v}" for s in ("train", "test") for k, v in synthetic.items()),
-        "data.validation.num_ids=4",
-        "data.loader.batch_size=16",
-        "data.loader.num_workers=0",
-        "input.size_train=[64,32]",
-        "input.size_test=[64,32]",
-        "evaluation.rank_list_queries=2",
-        f"solver.max_epochs={epochs}",
-        "solver.warmup.iters=2",
-        "training.eval_period=1",
-        "training.checkpoint_period=1",
-        "training.log_period=1",
-        "distributed.num_workers=2",
-        f"distributed.storage_path={out / 'ray'}",
-    ]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """One local Ray for the module; yields its address (for `reid train --address`)."""
-    ray.init(address="local", num_cpus=4, log_to_driver=True)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny synthetic benchmark, generated once for the module."""
-    root = tmp_path_factory.mktemp("data") / "synth"
-    build_data(load_config(QUICKSTART, tiny_overrides(root, root, epochs=1)).data)
-    return root
+# The `tiny_overrides` fixture of conftest.py: (data_root, out, *, epochs) → overrides.
+TinyOverrides = Callable[..., list[str]]
 
 
 def tracking_uri(folder: Path) -> str:
@@ -133,7 +93,11 @@ def checkpoint_registered(run_dir: Path, name: str) -> Callable[[], bool]:
 
 
 def test_two_gloo_workers_train_and_track_everything(
-    cluster: str, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_overrides: TinyOverrides,
+    cluster: str,
+    data_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     overrides = tiny_overrides(data_root, tmp_path, epochs=3)
     uri = tracking_uri(tmp_path)
@@ -182,7 +146,7 @@ def _train_worker_pids() -> list[int]:
 
 
 def test_killed_worker_is_replaced_and_history_has_no_gaps_or_duplicates(
-    cluster: str, data_root: Path, tmp_path: Path
+    tiny_overrides: TinyOverrides, cluster: str, data_root: Path, tmp_path: Path
 ) -> None:
     epochs, name, uri = 3, "killed-worker", tracking_uri(tmp_path)
     overrides = [*tiny_overrides(data_root, tmp_path, epochs=epochs), "distributed.max_failures=1"]
@@ -219,7 +183,11 @@ def test_killed_worker_is_replaced_and_history_has_no_gaps_or_duplicates(
 
 
 def test_interrupted_driver_relaunched_with_its_name_resumes_the_same_run(
-    cluster: str, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_overrides: TinyOverrides,
+    cluster: str,
+    data_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     epochs, name, uri = 3, "interrupted", tracking_uri(tmp_path)
     argv = [

@@ -16,12 +16,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import ray
 import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -30,7 +29,6 @@ from reid_platform.cli.main import main
 from reid_platform.config import load_config
 from reid_platform.config.flatten import to_yaml
 from reid_platform.config.search import read_search_space
-from reid_platform.data.build import build_data
 from reid_platform.distributed.search import cpus_needed
 from reid_platform.distributed.search_callbacks import error_sentence, trial_outcome
 from reid_platform.distributed.search_trial import SEARCH_KEY, SearchConstants
@@ -40,6 +38,8 @@ from reid_platform.tracking.connection import absolute_tracking_uri
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "experiments/quickstart.yaml"
 EPOCHS = 2
+# The `tiny_overrides` fixture of conftest.py: (data_root, out, *, epochs) → overrides.
+TinyOverrides = Callable[..., list[str]]
 ARCFACE_MARGIN = "model.classifier.arcface.margin"
 
 # Objective `model/params` (minimised): deterministic, so ASHA's decision is known in advance.
@@ -139,51 +139,15 @@ def test_search_constants_travel_in_the_tune_config() -> None:
         SearchConstants.from_config({"a.b": 1})
 
 
-def tiny_overrides(data_root: Path, out: Path) -> list[str]:
-    """Quickstart shrunk as in test_ray_training.py: 3 iterations per epoch, eval every epoch."""
-    synthetic = {"ids": 24, "images_per_id": 6, "height": 64, "width": 32}
-    return [
-        *(f"data.{split}.0.root={data_root}" for split in ("train", "test")),
-        *(f"data.{s}.0.synthetic.{k}={v}" for s in ("train", "test") for k, v in synthetic.items()),
-        "data.validation.num_ids=4",
-        "data.loader.batch_size=16",
-        "data.loader.num_workers=0",
-        "input.size_train=[64,32]",
-        "input.size_test=[64,32]",
-        "evaluation.rank_list_queries=2",
-        f"solver.max_epochs={EPOCHS}",
-        "solver.warmup.iters=2",
-        "training.eval_period=1",
-        "training.checkpoint_period=1",
-        "training.log_period=1",
-        f"distributed.storage_path={out / 'ray'}",
-    ]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """One local Ray for the module; yields its address (for `reid search --address`)."""
-    ray.init(address="local", num_cpus=4, log_to_driver=True)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-
-
-def write_inputs(folder: Path, data_root: Path, space: dict[str, object]) -> tuple[Path, Path]:
+def write_inputs(
+    folder: Path, data_root: Path, space: dict[str, object], overrides: TinyOverrides
+) -> tuple[Path, Path]:
     """A tiny experiment YAML and a search-space YAML in `folder`."""
     config = folder / "tiny.yaml"
-    config.write_text(to_yaml(load_config(QUICKSTART, tiny_overrides(data_root, folder))))
+    config.write_text(to_yaml(load_config(QUICKSTART, overrides(data_root, folder, epochs=EPOCHS))))
     space_file = folder / "space.yaml"
     space_file.write_text(yaml.safe_dump(space, sort_keys=False))
     return config, space_file
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data") / "synth"
-    build_data(load_config(QUICKSTART, tiny_overrides(root, root)).data)
-    return root
 
 
 def tracking_uri(folder: Path) -> str:
@@ -216,10 +180,13 @@ def search_runs(uri: str, name: str) -> tuple[Run, list[Run]]:
 
 @pytest.fixture(scope="module")
 def asha_search(
-    cluster: str, data_root: Path, tmp_path_factory: pytest.TempPathFactory
+    cluster: str,
+    data_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_overrides: TinyOverrides,
 ) -> Iterator[Search]:
     folder = tmp_path_factory.mktemp("asha")
-    config, space = write_inputs(folder, data_root, ASHA_SPACE)
+    config, space = write_inputs(folder, data_root, ASHA_SPACE, tiny_overrides)
     uri, name = tracking_uri(folder), "asha-search"
     argv = ["search", str(config), "--space", str(space), "--name", name, "--tracking-uri", uri]
     old = Path.cwd()
@@ -334,9 +301,9 @@ def completed_trials(uri: str) -> int:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_interrupted_search_resumes_without_duplicates(
-    cluster: str, data_root: Path, tmp_path: Path
+    cluster: str, data_root: Path, tmp_path: Path, tiny_overrides: TinyOverrides
 ) -> None:
-    config, space = write_inputs(tmp_path, data_root, PLAIN_SPACE)
+    config, space = write_inputs(tmp_path, data_root, PLAIN_SPACE, tiny_overrides)
     uri, name = tracking_uri(tmp_path), "interrupted"
     argv = ["search", str(config), "--space", str(space), "--name", name, "--tracking-uri", uri]
     log = tmp_path / "first_launch.log"
