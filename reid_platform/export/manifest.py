@@ -95,6 +95,50 @@ def tool_versions(packages: Sequence[str] = TOOL_PACKAGES) -> dict[str, str]:
     return versions
 
 
+@dataclass(frozen=True)
+class ExportChecks:
+    """What verification measured for an artifact, and where it came from (all optional)."""
+
+    parity: ParityReport | None = None
+    validation_map: MapComparison | None = None
+    speed: SpeedReport | None = None
+    config_hash: str | None = None
+    source_checkpoint: str | None = None
+
+
+def _manifest(
+    source: OnnxExport,
+    checks: ExportChecks,
+    *,
+    format: Format,
+    precision: Precision,
+    artifact: Path,
+    tool_versions: dict[str, str],
+    tensorrt_profile: tuple[int, int, int] | None = None,
+) -> ExportManifest:
+    """The fields every format shares: the input contract of the ONNX export `source`, the
+    artifact's name and hash (computed now), and the checks."""
+    return ExportManifest(
+        format=format,
+        precision=precision,
+        artifact=artifact.name,
+        sha256=file_sha256(artifact),
+        input=source.input,
+        input_shape=source.input.shape,
+        output_name=source.output_name,
+        embedding_dim=source.embedding_dim,
+        normalized=source.normalized,
+        opset=source.opset,
+        parity=checks.parity,
+        validation_map=checks.validation_map,
+        speed=checks.speed,
+        config_hash=checks.config_hash,
+        source_checkpoint=checks.source_checkpoint,
+        tensorrt_profile=tensorrt_profile,
+        tool_versions=tool_versions,
+    )
+
+
 def onnx_manifest(
     exported: OnnxExport,
     *,
@@ -105,22 +149,13 @@ def onnx_manifest(
     source_checkpoint: str | None = None,
 ) -> ExportManifest:
     """The manifest of an ONNX export, hashing its file now."""
-    return ExportManifest(
+    checks = ExportChecks(parity, validation_map, speed, config_hash, source_checkpoint)
+    return _manifest(
+        exported,
+        checks,
         format="onnx",
         precision=exported.precision,
-        artifact=exported.path.name,
-        sha256=file_sha256(exported.path),
-        input=exported.input,
-        input_shape=exported.input.shape,
-        output_name=exported.output_name,
-        embedding_dim=exported.embedding_dim,
-        normalized=exported.normalized,
-        opset=exported.opset,
-        parity=parity,
-        validation_map=validation_map,
-        speed=speed,
-        config_hash=config_hash,
-        source_checkpoint=source_checkpoint,
+        artifact=exported.path,
         tool_versions=tool_versions(),
     )
 
@@ -137,22 +172,13 @@ def tensorrt_manifest(
 ) -> ExportManifest:
     """The manifest of a TensorRT engine built from the ONNX export `source`, hashed now."""
     profile = build.profile
-    return ExportManifest(
+    checks = ExportChecks(parity, validation_map, speed, config_hash, source_checkpoint)
+    return _manifest(
+        source,
+        checks,
         format="tensorrt",
         precision=build.precision,
-        artifact=build.path.name,
-        sha256=file_sha256(build.path),
-        input=source.input,
-        input_shape=source.input.shape,
-        output_name=source.output_name,
-        embedding_dim=source.embedding_dim,
-        normalized=source.normalized,
-        opset=source.opset,
-        parity=parity,
-        validation_map=validation_map,
-        speed=speed,
-        config_hash=config_hash,
-        source_checkpoint=source_checkpoint,
+        artifact=build.path,
         tensorrt_profile=(profile.min, profile.opt, profile.max),
         tool_versions=tool_versions() | {"tensorrt_runtime": build.tensorrt_version},
     )
