@@ -28,12 +28,16 @@ TRAIN_LOSS = "train/loss"
 TRAIN_LR = "train/lr"
 TRAIN_IMAGES_PER_SEC = "train/images_per_sec"
 EXPORT_LATENCY_MS = "export/latency_ms"
+"""Batch-1 median latency (ms) of a run's first exported format (`config.export.formats` order)."""
+EXPORT_IMAGES_PER_SEC = "export/images_per_sec"
+"""Throughput (images/s, at `export.throughput_batch`) of the same export as EXPORT_LATENCY_MS."""
 MODEL_PARAMS = "model/params"
 
-# Not EXPORT_LATENCY_MS: trials do not export yet, so no trial would ever report it and a
-# search on it would drop every trial. Add it here once trials measure their exported model.
-SEARCH_METRICS = (*EVAL_METRICS, MODEL_PARAMS)
-"""Metrics a search objective may name (validation metrics, model size)."""
+EXPORT_PREFIX = "export/"
+"""Measured on a run's exported model, once, when its training finishes (not per epoch)."""
+
+SEARCH_METRICS = (*EVAL_METRICS, MODEL_PARAMS, EXPORT_LATENCY_MS, EXPORT_IMAGES_PER_SEC)
+"""Metrics a search objective may name (validation metrics, model size, exported-model speed)."""
 
 
 def rank_metric(rank: int) -> str:

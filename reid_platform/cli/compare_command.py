@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from reid_platform.cli.table_output import print_table
-from reid_platform.metric_names import MAP, MODEL_PARAMS, RANK1
+from reid_platform.metric_names import EXPORT_LATENCY_MS, MAP, MODEL_PARAMS, RANK1
 
 if TYPE_CHECKING:
     from reid_platform.workflows.compare import Comparison
@@ -73,7 +73,8 @@ def format_metric(metric: str, value: float | None) -> str:
 
 
 def comparison_table(comparison: "Comparison") -> Table:
-    """Rank, trial, run id, trial status, searched params, mAP, rank-1 and the objectives;
+    """Rank, trial, run id, trial status, searched params, mAP, rank-1, the objectives and the
+    exported model's latency (when trials exported);
     with two objectives, a "pareto" column marks (✓) the trials on the Pareto front."""
     metric, mode = comparison.objectives[0]
     title = (
@@ -86,6 +87,11 @@ def comparison_table(comparison: "Comparison") -> Table:
     labels = short_names(params)
     metrics = [*SHOWN_METRICS]
     metrics += [m for m, _ in comparison.objectives if m not in metrics]
+    # What serving a trial costs, next to its accuracy, once trials have exported.
+    if EXPORT_LATENCY_MS not in metrics and any(
+        EXPORT_LATENCY_MS in r.metrics for r in comparison.rows
+    ):
+        metrics.append(EXPORT_LATENCY_MS)
     table.add_column("rank", justify="right")
     table.add_column("trial")
     # Run ids are what a user copies (`reid promote`, `reid export`): never cut short.

@@ -15,6 +15,8 @@ from reid_platform.cli import (
     config_commands,
     data_commands,
     eval_command,
+    export_command,
+    fetch_command,
     import_commands,
     metrics_command,
     search_command,
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.register(commands, common)
     search_command.register(commands, common)
     compare_command.register(commands, common)
+    export_command.register(commands, common)
+    fetch_command.register(commands, common)
     return parser
 
 

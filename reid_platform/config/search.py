@@ -30,7 +30,7 @@ from reid_platform.config.errors import config_path_problem, describe_validation
 from reid_platform.config.registry import did_you_mean
 from reid_platform.config.schema import ReidConfig
 from reid_platform.errors import ConfigError
-from reid_platform.metric_names import SEARCH_METRICS, TEST_PREFIX
+from reid_platform.metric_names import EXPORT_PREFIX, SEARCH_METRICS, TEST_PREFIX
 
 Scalar = str | int | float | bool
 
@@ -163,7 +163,7 @@ class Objective(Section):
         if isinstance(metric, str) and metric.startswith(TEST_PREFIX):
             raise ValueError(
                 f"{metric!r} is a test-split metric; a search objective must be a validation "
-                "metric (eval/*) or model/params"
+                "metric (eval/*), model/params or an exported-model speed (export/*)"
             )
         return metric
 
@@ -241,6 +241,13 @@ class SearchSpaceConfig(Section):
         # ASHA compares trials on one number; a Pareto search has no single ranking to cut.
         if self.scheduler.kind == "asha" and len(self.objectives) > 1:
             raise ValueError("scheduler asha needs a single objective (this space names two)")
+        # export/* is measured once, after the last epoch: ASHA would have nothing to cut on.
+        exported = [metric for metric in metrics if metric.startswith(EXPORT_PREFIX)]
+        if self.scheduler.kind == "asha" and exported:
+            raise ValueError(
+                f"scheduler asha needs an objective reported every epoch, but {exported[0]} is "
+                "measured once, when a trial's training ends (use scheduler kind none)"
+            )
         return self
 
 

@@ -23,7 +23,7 @@ from reid_platform.config.search import (
     contains,
 )
 from reid_platform.errors import ConfigError
-from reid_platform.metric_names import EVAL_PREFIX
+from reid_platform.metric_names import EVAL_PREFIX, EXPORT_PREFIX
 
 
 class RejectedSettingsError(ConfigError):
@@ -280,19 +280,34 @@ def _check_validation_split(space: SearchSpaceConfig, trial_base: ReidConfig) ->
             )
 
 
+def _check_export_formats(space: SearchSpaceConfig, trial_base: ReidConfig) -> None:
+    # export/* comes from the model a trial exports when it finishes; with no format to export
+    # no trial would report it.
+    if trial_base.export.formats or "export.formats" in space.params:
+        return
+    for objective in space.objectives:
+        if objective.metric.startswith(EXPORT_PREFIX):
+            raise ConfigError(
+                f"objective {objective.metric} is measured on the exported model, but "
+                "export.formats is empty (list onnx in the config or under `fixed`)"
+            )
+
+
 def check_search_space(space: SearchSpaceConfig, base: ReidConfig) -> None:
     """Raise a ConfigError naming the key if any trial of `space` could not configure `base`.
 
     Checks, in order: settings that cannot be searched, conditions (cycles, values a condition
     can never take, non-choice conditions, unsatisfiable chains), the fixed settings, a
-    validation split for eval/* objectives, every choice and both bounds of every range (with
-    the parameter's conditions made true), then each seed point.
+    validation split for eval/* objectives, an export format for export/* objectives, every
+    choice and both bounds of every range (with the parameter's conditions made true), then
+    each seed point.
     """
     _check_searchable(space)
     order = condition_order(space)
     _check_conditions(space, order)
     trial_base = _check_fixed(space, base)
     _check_validation_split(space, trial_base)
+    _check_export_formats(space, trial_base)
     _check_values(space, trial_base, order)
     for number, point in enumerate(space.seed_points, start=1):
         _check_seed_point(space, trial_base, number, point)

@@ -14,7 +14,10 @@ import ray.train
 
 from reid_platform.distributed.worker import EPOCH_KEY, FINAL_KEY, RESERVED_KEYS
 from reid_platform.errors import ReidError
+from reid_platform.export.manifest import MANIFEST_NAME
 from reid_platform.tracking.artifacts import log_final_artifacts
+from reid_platform.tracking.export_runs import log_export_folder
+from reid_platform.tracking.layout import EXPORT_DIR, EXPORT_LOG_ERROR_TAG
 from reid_platform.tracking.metric_logger import MetricLogger
 from reid_platform.tracking.retry import call_with_retries
 
@@ -32,7 +35,9 @@ def epoch_metrics(reported: dict[str, Any]) -> tuple[int, bool, dict[str, float]
 
 class MlflowReportCallback(ray.train.UserCallback):
     """Logs each report's rank-0 metrics at step = epoch; the final report's checkpoint files
-    (model, ROC, rank lists, metrics) as artifacts; worker failures as a run tag.
+    (model, ROC, rank lists, metrics) as artifacts, then its `export/` folder (merged into the
+    run's `export/manifest.json`, one `reid.export.<format>` tag per format); worker failures
+    as a run tag.
 
     Holds only strings until it runs on the controller (the MLflow client is made there).
     A tracking store that stays down past the retry budget fails the run (`ReidError`): its
@@ -55,21 +60,43 @@ class MlflowReportCallback(ray.train.UserCallback):
         if final and checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 logged = log_final_artifacts(self.tracking_uri, self.run_id, Path(folder))
-            logger.info("logged %d final artifacts to MLflow run %s", len(logged), self.run_id)
+                logger.info("logged %d final artifacts to MLflow run %s", len(logged), self.run_id)
+                self._log_exports(Path(folder) / EXPORT_DIR)
+
+    def _log_exports(self, export_dir: Path) -> None:
+        """Log the final checkpoint's export folder, when training exported; a failure here
+        only tags the run (its checkpoint is logged already, and the export can be redone with
+        `reid export --run`)."""
+        if not (export_dir / MANIFEST_NAME).is_file():
+            return
+        try:
+            log_export_folder(self.tracking_uri, self.run_id, export_dir)
+        except Exception as error:  # any failure: the run itself has succeeded
+            reason = str(error).strip() or type(error).__name__
+            logger.warning(
+                "logging the exports of MLflow run %s failed: %s",
+                self.run_id,
+                reason,
+                exc_info=not isinstance(error, ReidError),
+            )
+            self._tag(EXPORT_LOG_ERROR_TAG, reason)
 
     def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
         text = "; ".join(
             f"rank {rank}: {type(error).__name__}: {str(error).strip()[-400:]}"
             for rank, error in sorted(worker_exceptions.items())
         )
+        self._tag(ERROR_TAG, text)
+
+    def _tag(self, key: str, text: str) -> None:
         client = self.metric_logger.client
         try:
             call_with_retries(
-                lambda: client.set_tag(self.run_id, ERROR_TAG, text[:_TAG_LIMIT]),
+                lambda: client.set_tag(self.run_id, key, text[:_TAG_LIMIT]),
                 what=f"tagging run {self.run_id}",
                 tracking_uri=self.tracking_uri,
                 budget_s=10.0,
             )
         except ReidError as error:
-            # The worker failure is what matters; Ray reports it either way.
+            # What is being reported matters more; Ray and the log have it either way.
             logger.warning("%s", error)

@@ -4,6 +4,9 @@ checkpoint dir             run artifact
 model.pt                -> checkpoints/model.pt
 roc/*, ranklist/*       -> same relative paths (evaluation.report_files writes them)
 metrics.json            -> metrics/final.json
+
+A checkpoint's `export/` folder is not logged here: `tracking.export_runs.log_export_folder`
+merges it into the run's `export/manifest.json` (the Train callback calls both).
 """
 
 import shutil

@@ -40,11 +40,40 @@ SEARCH_SPACE_ARTIFACT = "search_space.yaml"
 TRIALS_ARTIFACT = "trials.csv"
 FIGURES_DIR = "figures"
 
+# Exports: the files of `export.manifest_file` under export/, one run tag per format attempted
+# (`exported fp32`, `skipped: <reason>`, `failed: <reason>`), and the tags of a registered model
+# version created from a run's export (they name the one artifact the version stands for).
+EXPORT_DIR = "export"
+EXPORT_MANIFEST = f"{EXPORT_DIR}/manifest.json"
+EXPORT_VERSIONS_DIR = f"{EXPORT_DIR}/versions"
+"""Registered versions' own copies: `export/versions/<sha256[:12]>/` (artifact + manifest)."""
+EXPORT_TAG_PREFIX = "reid.export."
+EXPORT_LOG_ERROR_TAG = "reid.export_log_error"
+EXPORT_TAG_REASON_LIMIT = 500
+REGISTRY_FORMAT_TAG = "reid.format"
+REGISTRY_PRECISION_TAG = "reid.precision"
+REGISTRY_ARTIFACT_TAG = "reid.artifact"
+REGISTRY_SHA256_TAG = "reid.sha256"
+REGISTRY_VALIDATION_MAP_TAG = "reid.validation_mAP"
+REGISTRY_PARITY_TAG = "reid.parity_max_abs"
+
+
+def export_tag(format: str) -> str:
+    """`reid.export.<format>`: the run tag saying how the latest export of `format` went."""
+    return f"{EXPORT_TAG_PREFIX}{format}"
+
+
 __all__ = [
     "BEST_RUN_TAG",
     "CONFIG_ARTIFACT",
     "CONFIG_HASH_TAG",
     "DISTANCE_HISTOGRAM",
+    "EXPORT_DIR",
+    "EXPORT_LOG_ERROR_TAG",
+    "EXPORT_MANIFEST",
+    "EXPORT_TAG_PREFIX",
+    "EXPORT_TAG_REASON_LIMIT",
+    "EXPORT_VERSIONS_DIR",
     "FIGURES_DIR",
     "FINAL_METRICS",
     "KIND_TAG",
@@ -54,6 +83,12 @@ __all__ = [
     "PARENT_RUN_TAG",
     "PARETO_RUNS_TAG",
     "RANK_LIST_DIR",
+    "REGISTRY_ARTIFACT_TAG",
+    "REGISTRY_FORMAT_TAG",
+    "REGISTRY_PARITY_TAG",
+    "REGISTRY_PRECISION_TAG",
+    "REGISTRY_SHA256_TAG",
+    "REGISTRY_VALIDATION_MAP_TAG",
     "ROC_FIGURE",
     "ROC_TABLE",
     "RUN_NAME_TAG",
@@ -67,4 +102,5 @@ __all__ = [
     "TRIAL_KIND",
     "TRIAL_REASON_TAG",
     "TRIAL_STATUS_TAG",
+    "export_tag",
 ]

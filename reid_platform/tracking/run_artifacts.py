@@ -11,7 +11,8 @@ from reid_platform.tracking.connection import sqlite_path
 from reid_platform.tracking.layout import MODEL_CHECKPOINT
 
 
-def _check_store_exists(tracking_uri: str) -> None:
+def check_store_exists(tracking_uri: str) -> None:
+    """Raise `ReidError` when a sqlite `tracking_uri` names a database file that does not exist."""
     # MLflow creates an empty sqlite store on first contact; reading from a typo'd path would
     # then report "run not found" in a fresh, wrong database instead of naming the real problem.
     path = sqlite_path(tracking_uri)
@@ -21,7 +22,7 @@ def _check_store_exists(tracking_uri: str) -> None:
 
 def get_run(run_id: str, tracking_uri: str) -> Run:
     """The run `run_id` in the store at `tracking_uri`; an unknown id raises `ReidError`."""
-    _check_store_exists(tracking_uri)
+    check_store_exists(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         return client.get_run(run_id)

@@ -16,7 +16,12 @@ from typing import Any
 from mlflow.entities import Run
 
 from reid_platform.errors import ReidError
-from reid_platform.metric_names import EVAL_METRICS, MODEL_PARAMS
+from reid_platform.metric_names import (
+    EVAL_METRICS,
+    EXPORT_IMAGES_PER_SEC,
+    EXPORT_LATENCY_MS,
+    MODEL_PARAMS,
+)
 from reid_platform.tracking.layout import (
     RUN_NAME_TAG,
     SEARCHED_PARAMS_TAG,
@@ -161,11 +166,13 @@ def _cell(value: Any) -> str:
 
 
 def metric_columns(rows: Sequence[TrialRow], objectives: Objectives) -> list[str]:
-    """The CSV's metric columns: every `eval/*` metric, `model/params` and the objectives."""
+    """The CSV's metric columns: every `eval/*` metric, `model/params`, the exported model's
+    speed and the objectives (those some row has)."""
     present = {key for row in rows for key in row.metrics}
-    wanted = {key for key in present if key.startswith("eval/") or key == MODEL_PARAMS}
+    usual = (*EVAL_METRICS, MODEL_PARAMS, EXPORT_LATENCY_MS, EXPORT_IMAGES_PER_SEC)
+    wanted = {key for key in present if key.startswith("eval/") or key in usual}
     wanted |= {metric for metric, _ in objectives if metric in present}
-    known = [key for key in (*EVAL_METRICS, MODEL_PARAMS) if key in wanted]
+    known = [key for key in usual if key in wanted]
     return known + sorted(wanted - set(known))
 
 

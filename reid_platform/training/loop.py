@@ -10,7 +10,9 @@ sampler epoch, runs its shard of the batches (`epoch.TrainingStep`), then calls
 `training.eval_period` epochs and at the last one, writes a checkpoint folder every
 `training.checkpoint_period` epochs, at every evaluation and at the last one, and at the last
 epoch evaluates the test split once (metrics `test/*`, report files and `metrics.json` in the
-final checkpoint folder). Nothing selects on test metrics.
+final checkpoint folder) and exports the model into its `export/` folder (`export.formats`;
+metrics `export/latency_ms`, `export/images_per_sec`; see `final_export`). Nothing selects on
+test metrics.
 
 Resuming (`resume_from` = a checkpoint folder) loads model, optimizer, scheduler, scaler and
 progress and continues with the next epoch: with the per-epoch seeds and the epoch-seeded
@@ -60,6 +62,7 @@ from reid_platform.training.epoch import (
     run_epoch,
 )
 from reid_platform.training.errors import TrainingError
+from reid_platform.training.final_export import export_final_model
 from reid_platform.training.hooks import (
     EpochEnd,
     IterationLog,
@@ -331,9 +334,10 @@ def _main_rank_epoch_end(
     logger.info("checkpoint written to %s", folder)
     if final:
         run.test_metrics = evaluator.test(run.step.bare, folder, run.validation).metrics
-        metrics.update(run.test_metrics)
+        export_metrics = export_final_model(run.step.bare, run.config, evaluator.data, folder)
+        metrics.update(run.test_metrics | export_metrics)
         validation = run.validation.metrics if run.validation is not None else {}
-        write_metrics(folder, validation | run.test_metrics)
+        write_metrics(folder, validation | run.test_metrics | export_metrics)
         run.final_dir = folder
     return folder
 

@@ -151,9 +151,24 @@ def test_unknown_objective_metric_lists_close_names() -> None:
     assert "objectives.0.metric" in message and "'eval/mAP'" in message
 
 
-def test_export_latency_objective_is_refused_while_trials_do_not_export() -> None:
-    message = schema_error({"objectives": [{"metric": "export/latency_ms"}], "params": POOLING})
-    assert "objectives.0.metric" in message and "'export/latency_ms'" in message
+def test_exported_latency_is_an_objective_but_not_for_asha(base: ReidConfig) -> None:
+    pareto = [{"metric": "eval/mAP"}, {"metric": "export/latency_ms", "mode": "min"}]
+    searched = space(POOLING, objectives=pareto, scheduler={"kind": "none"})
+    check_search_space(searched, base)  # quickstart exports onnx
+    asha = {"objectives": [{"metric": "export/latency_ms", "mode": "min"}], "params": POOLING}
+    message = schema_error({**asha, "scheduler": {"kind": "asha"}})
+    assert "export/latency_ms is measured once" in message and "kind none" in message
+
+
+def test_export_objective_needs_a_format_to_export(base: ReidConfig) -> None:
+    latency = [{"metric": "export/latency_ms", "mode": "min"}]
+    silent = apply_settings(base, {"export.formats": []})
+    message = check_error(POOLING, silent, objectives=latency, scheduler={"kind": "none"})
+    assert "export/latency_ms" in message and "export.formats is empty" in message
+    fixed = {"export.formats": ["onnx"]}
+    check_search_space(
+        space(POOLING, objectives=latency, scheduler={"kind": "none"}, fixed=fixed), silent
+    )
 
 
 def test_two_objectives_need_distinct_metrics_and_no_asha() -> None:

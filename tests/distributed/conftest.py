@@ -16,8 +16,9 @@ QUICKSTART = REPO / "experiments/quickstart.yaml"
 TinyOverrides = Callable[..., list[str]]
 
 
-def _tiny_overrides(data_root: Path, out: Path, *, epochs: int) -> list[str]:
-    """Quickstart shrunk: 24 synthetic ids at 64×32, 3 iterations per epoch, eval every epoch."""
+def _tiny_overrides(data_root: Path, out: Path, *, epochs: int, export: bool = False) -> list[str]:
+    """Quickstart shrunk: 24 synthetic ids at 64×32, 3 iterations per epoch, eval every epoch;
+    the final ONNX export only with `export` (it adds seconds to each finished run)."""
     synthetic = {"ids": 24, "images_per_id": 6, "height": 64, "width": 32}
     return [
         *(f"data.{split}.0.root={data_root}" for split in ("train", "test")),
@@ -35,12 +36,13 @@ def _tiny_overrides(data_root: Path, out: Path, *, epochs: int) -> list[str]:
         "training.log_period=1",
         "distributed.num_workers=2",
         f"distributed.storage_path={out / 'ray'}",
+        *([] if export else ["export.formats=[]"]),
     ]
 
 
 @pytest.fixture(scope="session")
 def tiny_overrides() -> TinyOverrides:
-    """`tiny_overrides(data_root, out, epochs=N)` → the dotted overrides of the tiny run."""
+    """`tiny_overrides(data_root, out, epochs=N, export=False)` → the tiny run's overrides."""
     return _tiny_overrides
 
 

@@ -63,10 +63,11 @@ def metric_steps(uri: str, run: Run) -> dict[str, list[int]]:
 
 
 def assert_complete_history(steps: dict[str, list[int]], epochs: int) -> None:
-    """train/* and eval/* once per epoch 0..epochs-1; test/* once, at the last epoch."""
+    """train/* and eval/* once per epoch 0..epochs-1; test/* and export/* once, at the last."""
     assert {"train/loss", "train/lr", "train/images_per_sec", "eval/mAP", "test/mAP"} <= set(steps)
     for key, logged in steps.items():
-        expected = [epochs - 1] if key.startswith("test/") else list(range(epochs))
+        once = key.startswith(("test/", "export/"))
+        expected = [epochs - 1] if once else list(range(epochs))
         assert logged == expected, key
 
 
@@ -99,7 +100,7 @@ def test_two_gloo_workers_train_and_track_everything(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    overrides = tiny_overrides(data_root, tmp_path, epochs=3)
+    overrides = tiny_overrides(data_root, tmp_path, epochs=3, export=True)
     uri = tracking_uri(tmp_path)
     assert main(["train", str(QUICKSTART), *overrides, "--tracking-uri", uri]) == 0
 
@@ -121,6 +122,11 @@ def test_two_gloo_workers_train_and_track_everything(
     assert any(re.fullmatch(r"ranklist/.+\.png", path) for path in artifacts)
     model_file = client.download_artifacts(run.info.run_id, "checkpoints/model.pt", str(tmp_path))
     assert load_model_file(Path(model_file)).num_classes == 8  # 12 train ids − 4 validation
+    # The trained model, exported by rank 0 after the test evaluation, logged beside it.
+    assert {"export/model.onnx", "export/manifest.json"} <= artifacts
+    assert run.data.tags["reid.export.onnx"] == "exported fp32"
+    assert run.data.metrics["export/latency_ms"] > 0
+    assert run.data.metrics["export/images_per_sec"] > 0
 
     summary = capsys.readouterr().out
     assert run.info.run_id in summary and name in summary

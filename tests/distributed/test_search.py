@@ -9,6 +9,8 @@ with a plain `MlflowClient`. Deselect the searches with `-m "not ray"`.
 
 import contextlib
 import csv
+import functools
+import hashlib
 import io
 import json
 import os
@@ -186,7 +188,8 @@ def asha_search(
     tiny_overrides: TinyOverrides,
 ) -> Iterator[Search]:
     folder = tmp_path_factory.mktemp("asha")
-    config, space = write_inputs(folder, data_root, ASHA_SPACE, tiny_overrides)
+    exporting = functools.partial(tiny_overrides, export=True)
+    config, space = write_inputs(folder, data_root, ASHA_SPACE, exporting)
     uri, name = tracking_uri(folder), "asha-search"
     argv = ["search", str(config), "--space", str(space), "--name", name, "--tracking-uri", uri]
     old = Path.cwd()
@@ -267,6 +270,28 @@ def test_asha_stops_the_bigger_model_and_its_run_is_closed(asha_search: Search) 
         expected = "completed" if reached_end else "stopped_early"
         assert run.data.tags["reid.trial_status"] == expected
         assert run.info.status == "FINISHED"
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_finished_trials_export_and_stopped_ones_do_not(asha_search: Search) -> None:
+    client = MlflowClient(asha_search.uri)
+    for run in asha_search.children:
+        run_id = run.info.run_id
+        exported = {entry.path for entry in client.list_artifacts(run_id, "export")}
+        if run.data.tags["reid.trial_status"] != "completed":
+            # ASHA stopped it inside its training: no final report, so nothing was exported.
+            assert not exported and "export/latency_ms" not in run.data.metrics
+            continue
+        assert {"export/model.onnx", "export/manifest.json"} <= exported
+        assert run.data.tags["reid.export.onnx"] == "exported fp32"
+        assert run.data.metrics["export/latency_ms"] > 0
+        folder = Path(client.download_artifacts(run_id, "export", str(asha_search.folder / run_id)))
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        (entry,) = manifest["exports"]
+        digest = hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
+        assert entry["format"] == "onnx" and entry["sha256"] == digest
+        assert entry["speed"] is not None and entry["parity"]["max_abs_diff"] <= 1e-4
 
 
 @pytest.mark.ray

@@ -122,3 +122,40 @@ def mlflow_server(
     server.start()
     yield server
     server.kill()
+
+
+TINY_EXPORT = [
+    "input.size_train=[64,32]",
+    "input.size_test=[64,32]",
+    "export.throughput_batch=2",
+]
+"""Quickstart overrides for a model that exports and times in seconds."""
+
+
+@pytest.fixture(scope="session")
+def export_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real export folder of a tiny random-init model (onnx fp32 exported and timed,
+    tensorrt recorded as skipped on a machine without it), from `export_model`."""
+    import numpy as np
+    import torch
+
+    from reid_platform.export.run_export import export_model
+    from reid_platform.export.validation_images import ValidationImages
+    from reid_platform.export.validation_map import LabeledImages
+    from reid_platform.modeling.build import build_model
+
+    config = load_config(QUICKSTART, TINY_EXPORT)
+    torch.manual_seed(0)
+    model = build_model(config.model, config.input, num_classes=4).eval()
+    generator = torch.Generator().manual_seed(0)
+
+    def labeled(pids: list[int], camid: int) -> LabeledImages:
+        images = torch.randint(0, 256, (len(pids), 3, 64, 32), generator=generator)
+        return LabeledImages(images.to(torch.uint8), np.array(pids), np.full(len(pids), camid))
+
+    images = ValidationImages(
+        labeled([0, 1, 2, 3], camid=0), labeled([0, 1, 2, 3, 0, 1, 2, 3], camid=1), "validation"
+    )
+    folder = tmp_path_factory.mktemp("export")
+    export_model(model, config, folder, images=images, formats=["onnx", "tensorrt"])
+    return folder

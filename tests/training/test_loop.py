@@ -1,5 +1,6 @@
 """The training loop end to end on a tiny synthetic benchmark (CPU, a 0.4 M-parameter model)."""
 
+import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -12,14 +13,24 @@ import torch
 from torch import Tensor, nn
 
 import reid_platform.metric_names as metric_names
+import reid_platform.training.final_export as final_export_module
 import reid_platform.training.loop as loop_module
 import reid_platform.training.validation as validation_module
-from reid_platform.config import ReidConfig, load_config
+from reid_platform.config import ReidConfig, config_hash, load_config
 from reid_platform.data.build import build_data
+from reid_platform.export import (
+    ExportFailure,
+    OnnxRuntimeEmbedder,
+    pytorch_embeddings,
+    read_manifest_file,
+    tensorrt_unavailable_reason,
+)
 from reid_platform.losses.build import build_loss
 from reid_platform.losses.combined import ReidLoss
+from reid_platform.modeling.build import build_model
 from reid_platform.modeling.model_file import load_model_file
 from reid_platform.training.errors import NonFiniteLossError
+from reid_platform.training.final_export import export_final_model
 from reid_platform.training.loop import (
     EpochEnd,
     IterationLog,
@@ -53,6 +64,7 @@ TINY = [
     "training.eval_period=2",
     "training.checkpoint_period=1",
     "training.log_period=2",
+    "export.formats=[]",  # the export tests below turn it on
 ]
 
 
@@ -297,3 +309,75 @@ def test_non_finite_loss_stops_naming_iteration_and_term(
     config = tiny_config(data_root, "solver.max_epochs=2")
     with pytest.raises(NonFiniteLossError, match=r"'triplet' is nan at iteration 4"):
         train(config, placement=WorkerPlacement(), hooks=TrainingHooks(), work_dir=tmp_path)
+
+
+EXPORTING = ("export.throughput_batch=4", "solver.max_epochs=1")
+SPEED_METRICS = (metric_names.EXPORT_LATENCY_MS, metric_names.EXPORT_IMAGES_PER_SEC)
+
+
+def test_final_export_writes_the_trained_model_as_verified_onnx(
+    data_root: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(data_root, "export.formats=[onnx]", *EXPORTING)
+    run = run_training(config, tmp_path)
+    final = run.outcome.final_checkpoint_dir
+    assert final is not None
+    export = final / "export"
+    assert sorted(p.name for p in export.iterdir()) == ["manifest.json", "model.onnx"]
+    manifest = read_manifest_file(export)
+    assert manifest.failures == ()
+    entry = manifest.find("onnx")
+    assert entry.sha256 == hashlib.sha256((export / "model.onnx").read_bytes()).hexdigest()
+    assert entry.source_checkpoint == "model.pt" and entry.config_hash == config_hash(config)
+    assert entry.validation_map is not None and entry.parity is not None
+    assert entry.speed is not None and entry.speed.exported.batch == 4
+    expected = {
+        metric_names.EXPORT_LATENCY_MS: entry.speed.exported.latency_ms,
+        metric_names.EXPORT_IMAGES_PER_SEC: entry.speed.exported.throughput,
+    }
+    final_metrics = run.hooks.epochs[-1].metrics
+    assert {name: final_metrics[name] for name in SPEED_METRICS} == expected
+    saved = json.loads((final / "metrics.json").read_text())
+    assert {name: saved[name] for name in SPEED_METRICS} == expected
+    # The ONNX file computes the trained weights saved in model.pt.
+    trained = load_model_file(final / "model.pt").model
+    images = torch.randint(0, 256, (5, 3, 64, 32)).float()
+    reference = pytorch_embeddings(trained, images, normalize=entry.normalized)
+    exported = OnnxRuntimeEmbedder(export / "model.onnx")(images.numpy())
+    assert float(abs(exported - reference).max()) <= 1e-4
+
+
+@pytest.mark.skipif(tensorrt_unavailable_reason() is None, reason="TensorRT runs here")
+def test_an_export_that_cannot_run_never_fails_the_run(data_root: Path, tmp_path: Path) -> None:
+    run = run_training(tiny_config(data_root, "export.formats=[tensorrt]", *EXPORTING), tmp_path)
+    final = run.outcome.final_checkpoint_dir
+    assert final is not None and run.hooks.epochs[-1].final
+    assert load_model_file(final / "model.pt").source["epoch"] == 0
+    manifest = read_manifest_file(final / "export")
+    reason = tensorrt_unavailable_reason()
+    assert reason is not None
+    assert manifest.exports == ()
+    assert manifest.failures == (ExportFailure("tensorrt", "fp32", "skipped", reason),)
+    saved = json.loads((final / "metrics.json").read_text())
+    assert not set(SPEED_METRICS) & (set(saved) | set(run.hooks.epochs[-1].metrics))
+
+
+def test_export_final_model_records_an_unexpected_error(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiny_config(data_root, "export.formats=[onnx]")
+    data = build_data(config.data)
+    model = build_model(config.model, config.input, num_classes=data.num_classes)
+    (tmp_path / "model.pt").write_bytes(b"the checkpoint")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire\nand more detail")
+
+    assert export_final_model(model, tiny_config(data_root), data, tmp_path) == {}
+    assert not (tmp_path / "export").exists()  # export.formats=[]
+    monkeypatch.setattr(final_export_module, "load_validation_images", broken)
+    assert export_final_model(model, config, data, tmp_path) == {}
+    assert read_manifest_file(tmp_path / "export").failures == (
+        ExportFailure("onnx", "fp32", "failed", "unexpected RuntimeError: disk on fire"),
+    )
+    assert (tmp_path / "model.pt").read_bytes() == b"the checkpoint"
