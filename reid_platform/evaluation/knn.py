@@ -8,8 +8,10 @@ Neighbours are ranked by a *score* (larger = nearer) that one matrix product giv
 `scale · z_i·z_j − bias_j`, with z the L2-normalised features for cosine (scale 1, bias 0) and
 the mean-centred features for the euclidean metrics (scale 2, bias ‖z_j‖², so that
 ‖z_i − z_j‖² = ‖z_i‖² − score_ij). On a GPU the search is a chunked brute-force product. On the
-CPU a certified low-rank search (`rerank_projected_search`) finds the same answer several
-times faster, with a brute-force fallback for the rows it cannot certify.
+CPU a low-rank search finds the same answer several times faster: without the farthest
+distance, from half of a symmetric bound product (`knn_symmetric_search`); with it, certified
+row by row (`rerank_projected_search`), with a brute-force fallback for the rows it cannot
+certify.
 """
 
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from torch import Tensor
 
 from reid_platform.errors import EvaluationError
 from reid_platform.evaluation.distances import DistanceMetric
+from reid_platform.evaluation.knn_symmetric_search import symmetric_search
 from reid_platform.evaluation.rerank_projected_search import projected_search
 from reid_platform.evaluation.rerank_scores import ScoreSpace, brute_force_search, top_k_stable
 
@@ -47,8 +50,8 @@ def nearest_neighbours(
 ) -> Neighbours:
     """Exact k nearest neighbours of each of the n rows of `features` (n, d) among all n rows.
 
-    k is capped at n. With `farthest`, also each row's largest distance. CPU: certified low-rank
-    search plus brute force for the uncertified rows; CUDA: chunked brute force.
+    k is capped at n. With `farthest`, also each row's largest distance. CPU: low-rank search
+    (brute force where it does not pay or cannot certify a row); CUDA: chunked brute force.
     """
     if k < 1:
         raise EvaluationError(f"the number of neighbours k must be at least 1, got {k}")
@@ -59,6 +62,18 @@ def neighbours_in_space(space: ScoreSpace, k: int, *, farthest: bool = False) ->
     """`nearest_neighbours` of the rows of an already prepared score space (k ≥ 1)."""
     k = min(k, space.num_rows)
     all_rows = np.arange(space.num_rows, dtype=np.int64)
+    if space.device.type == "cpu" and not farthest:
+        found = symmetric_search(space, k)
+        if found is not None:
+            indices, scores = found
+            # Every row gets k candidates by construction; rounding beyond the tolerance could
+            # only shorten a list (scores −inf): such a row is answered by brute force.
+            short = np.flatnonzero(~np.isfinite(scores).all(1))
+            if len(short):
+                indices[short], scores[short], _ = brute_force_search(
+                    space, short, k, farthest=False
+                )
+            return Neighbours(indices, space.distances(scores, all_rows), None)
     if space.device.type == "cpu":
         indices, scores, lowest, failed = projected_search(space, k, farthest=farthest)
         if len(failed):

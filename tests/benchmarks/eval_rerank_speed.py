@@ -14,6 +14,7 @@ proportionally many gallery items, and the full-size run is ours only.
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -101,6 +102,7 @@ def _child(name: str, case_args: tuple, metric: str, pipe: Any) -> None:
         "aqe_dense": lambda: dense_aqe(case.q_feats, case.g_feats),
     }[name]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    load = os.getloadavg()[0]  # other work on the machine slows every timing
     start, cpu = time.perf_counter(), time.process_time()
     result = fn()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
@@ -110,6 +112,7 @@ def _child(name: str, case_args: tuple, metric: str, pipe: Any) -> None:
         "cpu": cpu_seconds,
         "peak_mb": peak / 1024,
         "base_mb": before / 1024,
+        "load": load,
     }
     if name in ("ours", "classic"):
         ranking = evaluate_ranking(result, case.q_pids, case.g_pids, case.q_camids, case.g_camids)
@@ -153,7 +156,7 @@ def _line(label: str, summary: dict) -> str:
     return (
         f"  {label:<26} {summary['seconds']:8.2f} s wall  {summary['cpu']:8.2f} s cpu  "
         f"peak RSS {summary['peak_mb']:7.0f} MB (before the call {summary['base_mb']:.0f} MB)"
-        + extra
+        f"  load {summary['load']:.2f}" + extra
     )
 
 

@@ -5,13 +5,15 @@ import pytest
 import torch
 
 from reid_platform.errors import EvaluationError
-from reid_platform.evaluation import rerank_projected_search
+from reid_platform.evaluation import knn, knn_symmetric_search, rerank_projected_search
 from reid_platform.evaluation.knn import (
     Neighbours,
     merge_neighbours,
     nearest_neighbours,
     neighbours_from_distances,
 )
+from reid_platform.evaluation.knn_symmetric_search import symmetric_search
+from reid_platform.evaluation.rerank_pairs import inner_products_by_index
 from reid_platform.evaluation.rerank_projected_search import projected_search
 from reid_platform.evaluation.rerank_scores import ScoreSpace
 
@@ -155,6 +157,161 @@ def test_a_space_of_stacked_blocks_equals_one_of_the_stack(metric: str) -> None:
     np.testing.assert_array_equal(second, kept[1])
     part = stacked.part(slice(30, None))
     torch.testing.assert_close(part.z, whole.z[30:])
+
+
+@pytest.fixture
+def small_symmetric_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strips and chunks small enough that a few hundred rows use several of each (and the
+    symmetric search applies to them)."""
+    monkeypatch.setattr(knn_symmetric_search, "STRIP_ROWS", 48)
+    monkeypatch.setattr(knn_symmetric_search, "CHUNK_COLUMNS", 96)
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize("metric", METRICS)
+def test_symmetric_search_matches_argsort(
+    metric: str, overlap: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(knn_symmetric_search, "OVERLAP", overlap)
+    features = _low_rank(501, 512, 24, 0.02, seed=10)  # 501: a partial last group and strip
+    assert symmetric_search(ScoreSpace(features, metric), 11) is not None  # type: ignore[arg-type]
+    _check(nearest_neighbours(features, 11, metric=metric), features, metric, 11)  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+@pytest.mark.parametrize("n", [389, 453])
+def test_each_rows_groups_partition_the_columns(n: int) -> None:
+    """389 = 8 strips + 5 rows, 453 = 9 strips + 21 rows: ragged last chunk, strip and group."""
+    groups = -(-n // knn_symmetric_search.GROUP)
+    rows, slots = np.repeat(np.arange(n), groups), np.tile(np.arange(groups), n)
+    members = knn_symmetric_search.group_members(rows, slots, n).reshape(n, -1)
+    for row in members:
+        np.testing.assert_array_equal(np.sort(row[row >= 0]), np.arange(n))
+
+
+def _strips(space: ScoreSpace) -> tuple[list, np.ndarray]:
+    """The strip maxima of the symmetric search, and the gap of its thresholds."""
+    left, _, residual = rerank_projected_search._bound_factors(space, 256)
+    bias = None if space.metric == "cosine" else space.bias.numpy()
+    factors = left[:, :257].contiguous()
+    strips = list(knn_symmetric_search.strip_maxima(factors, space.scale, bias))
+    return strips, 2.0 * space.scale * residual * float(residual.max())
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+@pytest.mark.parametrize("metric", METRICS)
+def test_group_maxima_equal_those_of_the_full_bound_matrix(metric: str) -> None:
+    """Read along rows and (for the strips' later rows) along columns of half the product."""
+    n = 389
+    space = ScoreSpace(_low_rank(n, 512, 16, 0.05, seed=11), metric)  # type: ignore[arg-type]
+    left, right, _ = rerank_projected_search._bound_factors(space, 256)
+    full = (left.double() @ right.double().T).numpy()
+    strips, _ = _strips(space)
+    got = np.concatenate([np.concatenate([lower.T, upper], 1) for _, upper, lower in strips])
+    rows = np.repeat(np.arange(n), got.shape[1])
+    members = knn_symmetric_search.group_members(rows, np.tile(np.arange(got.shape[1]), n), n)
+    values = np.where(members >= 0, full[rows[:, None], members], -np.inf)
+    expected = values.max(1).reshape(n, -1)
+    np.testing.assert_allclose(got, expected, atol=1e-5 * float(np.abs(full).max()))
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+def test_neighbours_found_only_across_strips_and_loose_bounds() -> None:
+    """Rows 400-499 repeat rows 0-99 (slightly moved): each such pair is the other's nearest,
+    read off a chunk to the right for the first and off that chunk's columns (an earlier
+    strip) for the second. The isotropic part makes the bounds loose (10% of the energy
+    outside the basis), so the candidate lists are long, yet the answer must be exact."""
+    base = _low_rank(400, 512, 200, 7.0, seed=12)  # latent entries have a variance of 200
+    moved = base[:100] + np.random.default_rng(12).standard_normal((100, 512)).astype(np.float32)
+    features = np.concatenate([base, moved])
+    space = ScoreSpace(features, "cosine")
+    _, _, residual = rerank_projected_search._bound_factors(space, 256)
+    assert 0.02 < float((residual**2).mean()) < rerank_projected_search.MAX_RESIDUAL_SHARE
+    found = symmetric_search(space, 6)
+    assert found is not None
+    np.testing.assert_array_equal(found[0][:100, 1], np.arange(400, 500))
+    np.testing.assert_array_equal(found[0][400:, 1], np.arange(100))
+    _check(nearest_neighbours(features, 6, metric="cosine"), features, "cosine", 6)
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+@pytest.mark.parametrize("metric", METRICS)
+def test_thresholds_never_exceed_the_kth_exact_score(metric: str) -> None:
+    """τ is what makes the candidate lists complete: a row whose τ were above its k-th best
+    score could lose a neighbour, so check it against the dense scores directly."""
+    features = _low_rank(480, 512, 64, 0.3, seed=13)
+    space = ScoreSpace(features, metric)  # type: ignore[arg-type]
+    strips, gap = _strips(space)
+    tau = np.concatenate(
+        [knn_symmetric_search.thresholds(u, low, 9, gap[rows])[0] for rows, u, low in strips]
+    )
+    z = space.z.double()
+    exact = (space.scale * z @ z.T - space.bias.double()[None, :]).numpy()
+    kth = np.sort(exact, axis=1)[:, -9]
+    assert (tau <= kth).all()
+    assert (tau > kth - 0.5 * np.abs(kth).max()).all()  # and useful: not vacuously low
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+def test_mutual_products_are_reused_bit_for_bit() -> None:
+    """A pair computed for an earlier strip's row serves the later row: the same bits as
+    computing it there (ties between such scores must break as in the exhaustive search)."""
+    space = ScoreSpace(_low_rank(150, 512, 8, 0.5, seed=16), "cosine")
+    z = space.z.numpy()
+    mutual = knn_symmetric_search._MutualDots(space)
+    rng = np.random.default_rng(16)
+    for start in range(0, 150, 48):
+        rows = slice(start, min(150, start + 48))
+        cols = rng.integers(0, 150, (rows.stop - rows.start, 30))
+        cols[:, 0] = 149 - np.arange(rows.start, rows.stop)  # mirrored pairs, both ways
+        cols[:, -3:] = -1
+        got = mutual.dots(rows, cols)
+        expected = inner_products_by_index(z[rows], z, cols)
+        np.testing.assert_array_equal(got, expected)
+        assert (got[:, -3:] == -np.inf).all()
+    assert not mutual.kept  # every strip took what the earlier ones kept for it
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+def test_a_row_short_of_candidates_is_answered_by_brute_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The safety net for rounding beyond the tolerance: a row whose list came back short."""
+    features = _low_rank(300, 512, 16, 0.05, seed=17)
+
+    def short_of_candidates(space: ScoreSpace, k: int) -> tuple[np.ndarray, np.ndarray]:
+        result = symmetric_search(space, k)
+        assert result is not None
+        result[0][[3, 250], -1], result[1][[3, 250], -1] = -1, -np.inf
+        return result
+
+    monkeypatch.setattr(knn, "symmetric_search", short_of_candidates)
+    _check(nearest_neighbours(features, 7, metric="euclidean"), features, "euclidean", 7)
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+def test_ties_in_the_symmetric_search() -> None:
+    features = _low_rank(300, 512, 16, 0.0, seed=14)
+    features = np.round(features)[np.random.default_rng(14).integers(0, 300, 420)]
+    assert symmetric_search(ScoreSpace(features, "euclidean_squared"), 6) is not None
+    _check(
+        nearest_neighbours(features, 6, metric="euclidean_squared"),
+        features,
+        "euclidean_squared",
+        6,
+    )
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+def test_symmetric_search_declines_full_rank_and_small_cases() -> None:
+    isotropic = np.random.default_rng(15).standard_normal((1200, 1024)).astype(np.float32)
+    assert symmetric_search(ScoreSpace(isotropic, "cosine"), 5) is None
+    _check(nearest_neighbours(isotropic, 5, metric="cosine"), isotropic, "cosine", 5)
+    narrow = _low_rank(400, 300, 8, 0.01, seed=15)  # fewer than 2 × rank dimensions
+    assert symmetric_search(ScoreSpace(narrow, "cosine"), 5) is None
+    few = _low_rank(180, 512, 8, 0.01, seed=15)  # fewer than 4 strips of rows
+    assert symmetric_search(ScoreSpace(few, "cosine"), 5) is None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

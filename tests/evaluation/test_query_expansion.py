@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from reid_platform.errors import EvaluationError
+from reid_platform.evaluation import knn, knn_symmetric_search
 from reid_platform.evaluation.query_expansion import average_query_expansion
 
 
@@ -46,6 +47,27 @@ def test_matches_dense_loop_on_the_low_rank_search_path() -> None:
     features = (features + 0.02 * rng.standard_normal((500, 512))).astype(np.float32)
     expected_q, expected_g = _dense_aqe(features[:50], features[50:], 1, 10, 3.0)
     got_q, got_g = average_query_expansion(features[:50], features[50:])
+    np.testing.assert_allclose(got_q, expected_q, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got_g, expected_g, rtol=1e-4, atol=1e-4)
+
+
+def test_matches_dense_loop_on_the_symmetric_search_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(knn_symmetric_search, "STRIP_ROWS", 48)  # several strips and chunks
+    monkeypatch.setattr(knn_symmetric_search, "CHUNK_COLUMNS", 96)
+    answered = []
+    search = knn_symmetric_search.symmetric_search
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        answered.append(result := search(*args, **kwargs))
+        return result
+
+    monkeypatch.setattr(knn, "symmetric_search", spy)
+    rng = np.random.default_rng(8)
+    features = rng.standard_normal((520, 24)) @ rng.standard_normal((24, 512)) + 2.0
+    features = (features + 0.05 * rng.standard_normal((520, 512))).astype(np.float32)
+    expected_q, expected_g = _dense_aqe(features[:60], features[60:], 2, 10, 3.0)
+    got_q, got_g = average_query_expansion(features[:60], features[60:], times=2)
+    assert len(answered) == 2 and all(result is not None for result in answered)
     np.testing.assert_allclose(got_q, expected_q, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(got_g, expected_g, rtol=1e-4, atol=1e-4)
 

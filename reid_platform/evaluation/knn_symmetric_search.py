@@ -1,0 +1,359 @@
+"""Exact k nearest neighbours of every row among all rows, from half of a low-rank bound product.
+
+With the projection bound of `rerank_projected_search` (basis P, projections p, residual norms
+a), the upper bound hi_ij = scale·S_ij − bias_j comes from a *symmetric* matrix S = F Fᵀ,
+F = [p, a] (n, rank + 1), so only its upper triangle is computed: in strips of rows, each
+strip's columns from its diagonal block on in chunks that stay in cache. Of a chunk the search
+keeps only *group maxima*: for each row of the strip, the largest hi over each group of GROUP
+of the chunk's columns, and for each of the chunk's (later) rows, over each group of GROUP
+adjacent rows of the strip, read along the columns. Which columns form a row's groups is
+`group_members`; each row's groups partition all n columns.
+
+Per row, hi − 2·scale·a_i·max(a) is a lower bound on the exact score of the column where a
+group attains its maximum, so the k-th largest group maximum, less that gap, is a threshold τ_i
+that the row's k-th best exact score cannot fall below. Every column whose exact score reaches
+τ_i has hi ≥ τ_i, so lies in a group whose maximum reaches τ_i: the members of those groups
+have hi recomputed, those with hi ≥ τ_i are rescored exactly, and the best k of them are the
+exact answer. Nothing has to be certified afterwards and no row falls back to a brute-force
+product: a loose bound only makes the candidate lists longer (`knn` still checks that every row
+got k). A strip's rows are answered as
+soon as it is done (the earlier strips gave them their other maxima), in a worker thread while
+the main one computes the next strip; the maxima take n²/(2·GROUP) floats at most. On the
+benchmark (Market scale, 19,281 rows) about 15 columns per row are rescored (the pairs that are
+candidates both ways once: `_MutualDots`), and the half bound product is most of the time.
+"""
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from reid_platform.evaluation.rerank_pairs import inner_products_by_index
+from reid_platform.evaluation.rerank_projected_search import (
+    MAX_RESIDUAL_SHARE,
+    PROJECTION_RANK,
+    RELATIVE_TOLERANCE,
+    _bound_factors,
+)
+from reid_platform.evaluation.rerank_scores import ScoreSpace, matmul_nt
+
+GROUP = 8
+"""Columns per group maximum: smaller groups mean fewer bounds to recompute per candidate group,
+larger ones fewer maxima to keep and select from (n²/(2·GROUP) floats)."""
+STRIP_ROWS = 1024
+"""Rows per strip of the bound product (a multiple of GROUP)."""
+CHUNK_COLUMNS = 4096
+"""Columns per chunk (a multiple of STRIP_ROWS, so that a chunk covers whole strips): a
+1,024 × 4,096 chunk (16 MB) stays in cache while both of its group maxima are read off."""
+OVERLAP = True
+"""Answer a strip's rows in a worker thread while the next strip's bounds are computed: those
+steps are mostly single-threaded numpy, which would leave the second core idle (measured on
+the 2-core host: 15-20% off the search)."""
+THRESHOLD_MERGE = 4
+"""Group maxima merged (by their maximum) before the k-th largest is picked for τ: a quarter of
+the selection work, and the merged maxima still come from distinct columns."""
+
+
+def _chunks(rows: slice, n: int) -> list[slice]:
+    """The column ranges of a strip: its diagonal block, then chunks to its right."""
+    starts = range(rows.stop, n, CHUNK_COLUMNS)
+    return [rows, *(slice(a, min(n, a + CHUNK_COLUMNS)) for a in starts)]
+
+
+def group_members(rows: np.ndarray, slots: np.ndarray, n: int) -> np.ndarray:
+    """(len, GROUP) int64 columns of the group of row rows[i] in slot slots[i], −1 padded.
+
+    Slot g of a row covers columns from GROUP·g on. Before the row's strip, a slot is GROUP
+    adjacent columns (the strip's rows read along a chunk's columns). From the strip on, within
+    a column range of c columns (the diagonal block or a chunk) starting at c₀, slot
+    c₀/GROUP + q is the columns c₀ + q + m·(c // GROUP), m < GROUP, and one last slot the
+    c mod GROUP columns left: strided groups make a chunk's row maxima an elementwise maximum
+    of GROUP contiguous column blocks, many times faster than a reduction over adjacent columns.
+    """
+    col = slots * GROUP
+    strip = rows // STRIP_ROWS * STRIP_ROWS
+    diagonal_end = np.minimum(n, strip + STRIP_ROWS)
+    in_diagonal = col < diagonal_end
+    start = np.where(
+        in_diagonal, strip, diagonal_end + (col - diagonal_end) // CHUNK_COLUMNS * CHUNK_COLUMNS
+    )
+    stop = np.where(in_diagonal, diagonal_end, np.minimum(n, start + CHUNK_COLUMNS))
+    stride = (stop - start) // GROUP
+    m = np.arange(GROUP)
+    adjacent = (col < strip) | (col >= start + stride * GROUP)  # before the strip, or the rest
+    members = np.where(
+        adjacent[:, None],
+        col[:, None] + m,
+        (start + (col - start) // GROUP)[:, None] + m * stride[:, None],
+    )
+    members[members >= np.where(col < strip, n, stop)[:, None]] = -1
+    return members
+
+
+def _row_maxima(chunk: np.ndarray) -> np.ndarray:
+    """(r, c) chunk → (r, ⌈c / GROUP⌉) maxima over its column groups (`group_members`)."""
+    width = chunk.shape[1]
+    full = width // GROUP * GROUP
+    row_max = chunk[:, :full].reshape(len(chunk), GROUP, full // GROUP).max(1)
+    if full == width:
+        return row_max
+    return np.concatenate([row_max, chunk[:, full:].max(1, keepdims=True)], axis=1)
+
+
+class _Maxima:
+    """Group maxima of the strips, each kept until its strip's rows are answered.
+
+    upper(s): (r, slots from the strip's first on) from its own chunks; lower(s): (slots before
+    the strip, r), slot-major as read off the columns of the earlier strips' chunks.
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+        self.slots = -(-n // GROUP)
+        self._lower = {
+            s: np.empty((s // GROUP, min(n, s + STRIP_ROWS) - s), np.float32)
+            for s in range(0, n, STRIP_ROWS)
+        }
+        self._upper: np.ndarray | None = None
+
+    def add_chunk(
+        self, chunk: np.ndarray, rows: slice, cols: slice, bias: np.ndarray | None
+    ) -> None:
+        """The (r, c) chunk scale·S of rows × cols (scale·S − bias_j with the biases)."""
+        if bias is not None:
+            chunk -= bias[None, cols]
+        if cols.start == rows.start:
+            self._upper = np.empty((len(chunk), self.slots - rows.start // GROUP), np.float32)
+        assert self._upper is not None
+        first = (cols.start - rows.start) // GROUP
+        row_max = _row_maxima(chunk)
+        self._upper[:, first : first + row_max.shape[1]] = row_max
+        if cols.start < rows.stop:
+            return
+        if bias is not None:  # row j's bound on column i subtracts bias_i
+            chunk += bias[None, cols] - bias[rows, None]
+        col_max = chunk.reshape(-1, GROUP, chunk.shape[1]).max(1)
+        slots = slice(rows.start // GROUP, rows.stop // GROUP)
+        for start in range(cols.start, cols.stop, STRIP_ROWS):
+            width = min(self.n, start + STRIP_ROWS) - start
+            offset = start - cols.start
+            self._lower[start][slots] = col_max[:, offset : offset + width]
+
+    def take(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        """(upper, lower) of the strip `rows`, released here."""
+        assert self._upper is not None
+        upper, self._upper = self._upper, None
+        return upper, self._lower.pop(rows.start)
+
+
+def strip_maxima(
+    factors: torch.Tensor, scale: float, bias: np.ndarray | None
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Each strip's rows and group maxima (upper (r, slots from the strip's first on), lower
+    (slots before the strip, r)) of hi = scale·F Fᵀ − bias_j, as soon as they are complete.
+
+    factors: (n, m) float32 F on the CPU; bias: (n,), or None when all biases are zero.
+    """
+    n = factors.shape[0]
+    right = factors * scale
+    maxima = _Maxima(n)
+    buffer = np.empty(STRIP_ROWS * max(CHUNK_COLUMNS, STRIP_ROWS), dtype=np.float32)
+    for start in range(0, n, STRIP_ROWS):
+        rows = slice(start, min(n, start + STRIP_ROWS))
+        for cols in _chunks(rows, n):
+            shape = (rows.stop - rows.start, cols.stop - cols.start)
+            chunk = buffer[: shape[0] * shape[1]].reshape(shape)
+            matmul_nt(factors[rows], right[cols], out=torch.from_numpy(chunk))
+            maxima.add_chunk(chunk, rows, cols, bias)
+        yield rows, *maxima.take(rows)
+
+
+def _merged(maxima: np.ndarray, axis: int) -> np.ndarray:
+    """Slot g merged with g + w, g + 2w, ... along `axis` (by their maximum; distinct columns
+    still), w = ⌈slots / THRESHOLD_MERGE⌉, an elementwise maximum of contiguous blocks."""
+    slots = np.moveaxis(maxima, axis, 0)  # a view, the memory layout unchanged
+    width = -(-slots.shape[0] // THRESHOLD_MERGE)
+    merged = np.array(slots[:width], order="K")
+    for part in range(1, THRESHOLD_MERGE):
+        block = slots[part * width : (part + 1) * width]
+        np.maximum(merged[: len(block)], block, out=merged[: len(block)])
+    return np.moveaxis(merged, 0, axis)
+
+
+def thresholds(
+    upper: np.ndarray, lower: np.ndarray, k: int, gap: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """τ (r,) of a strip's r rows from its maxima (upper (r, ·), lower (·, r)): the k-th
+    largest group maximum (merged THRESHOLD_MERGE at a time) less `gap` (r,), so at most the
+    row's k-th best exact score; and the (r, ·) merged maxima, upper's then lower's."""
+    # Merged before the lower part is transposed (by the concatenation): a quarter to move.
+    merged = np.concatenate([_merged(upper, 1), _merged(lower, 0).T], axis=1)
+    kth = np.partition(merged, merged.shape[1] - k, axis=1)[:, merged.shape[1] - k]
+    return (kth - gap).astype(np.float32), merged
+
+
+def _hit_slots(
+    upper: np.ndarray, lower: np.ndarray, merged: np.ndarray, tau: np.ndarray, first: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows ascending, slots) of a strip's groups whose maximum reaches τ: found among the
+    merged maxima first (a quarter of the comparisons), then their members checked. first:
+    the strip's first slot."""
+    rows, hits = np.nonzero(merged >= tau[:, None])
+    upper_width = -(-upper.shape[1] // THRESHOLD_MERGE)
+    lower_width = -(-lower.shape[0] // THRESHOLD_MERGE)
+    up = hits < upper_width
+    # The slots merged into each hit, as `_merged` took them; −1 past the last slot.
+    parts = np.arange(THRESHOLD_MERGE)
+    local = np.where(up, hits, hits - upper_width)[:, None]
+    local = local + np.where(up, upper_width, lower_width)[:, None] * parts
+    sizes = np.array([lower.shape[0], upper.shape[1]])[up.astype(np.int64)]
+    local[local >= sizes[:, None]] = -1
+    values = np.empty(local.shape, dtype=np.float32)  # (flat indices: 3× faster; a −1 is
+    values[up] = upper.ravel()[rows[up, None] * upper.shape[1] + local[up]]  # dropped below)
+    values[~up] = lower.ravel()[local[~up] * lower.shape[1] + rows[~up, None]]
+    keep = (local >= 0) & (values >= tau[rows, None])
+    pairs, parts_kept = np.nonzero(keep)
+    slots = local[pairs, parts_kept] + np.where(up[pairs], first, 0)
+    return rows[pairs], slots
+
+
+def _pack(hit_rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
+    """Entries (hit_rows ascending, values) → (num_rows, widest) int64, each row's values in
+    order, padded with −1."""
+    counts = np.bincount(hit_rows, minlength=num_rows)
+    starts = np.cumsum(counts) - counts
+    packed = np.full((num_rows, int(counts.max(initial=0))), -1, dtype=np.int64)
+    packed[hit_rows, np.arange(len(hit_rows)) - starts[hit_rows]] = values
+    return packed
+
+
+def candidates(
+    maxima: tuple[np.ndarray, np.ndarray, np.ndarray],
+    tau: np.ndarray,
+    factors: np.ndarray,
+    space: ScoreSpace,
+    rows: slice,
+) -> np.ndarray:
+    """(r, w) int64 columns (−1 padded) with hi ≥ τ of a strip's rows (τ: (r,)): the members
+    of the groups whose maximum reaches τ, their hi recomputed from `factors`. maxima: the
+    strip's upper, lower and merged maxima."""
+    hit_rows, hit_slots = _hit_slots(*maxima, tau, rows.start // GROUP)
+    slots = _pack(hit_rows, hit_slots, len(tau))
+    # A strip's rows share their groups: one table, and a last row of −1 for the padding.
+    num_slots = -(-space.num_rows // GROUP)
+    table = group_members(np.full(num_slots, rows.start), np.arange(num_slots), space.num_rows)
+    table = np.concatenate([table, np.full((1, GROUP), -1)])
+    members = table[slots].reshape(len(tau), -1)
+    bounds = inner_products_by_index(factors[rows], factors, members)
+    if space.scale != 1.0:
+        bounds *= np.float32(space.scale)
+    if space.metric != "cosine":
+        bounds -= space.bias.numpy()[members]  # (a padded −1 stays −inf)
+    hit_rows, hit_members = np.nonzero(bounds >= tau[:, None])
+    return _pack(hit_rows, members[hit_rows, hit_members], len(tau))
+
+
+class _MutualDots:
+    """Exact products z_i·z_j of the candidates, each pair computed once where it is a candidate
+    both ways: a strip keeps its pairs with a later strip's column j for that strip, whose row
+    j reuses them. The product is symmetric bit for bit (faiss multiplies and adds in the same
+    order either way), and most neighbour pairs are mutual (70% on the benchmark)."""
+
+    def __init__(self, space: ScoreSpace):
+        self.z = np.ascontiguousarray(space.z.numpy())
+        self.n = space.num_rows
+        self.kept: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def dots(self, rows: slice, cols: np.ndarray) -> np.ndarray:
+        """(r, w) z_i·z_j of a strip's rows i and their candidate columns (−1: −inf); strips
+        must come in order."""
+        row_ids = np.arange(rows.start, rows.stop)[:, None]
+        keys = row_ids * self.n + cols
+        found = np.zeros(cols.shape, dtype=bool)
+        kept = self.kept.pop(rows.start, [])
+        if kept:
+            kept_keys = np.concatenate([part[0] for part in kept])
+            order = np.argsort(kept_keys)
+            kept_keys, kept_dots = kept_keys[order], np.concatenate([p[1] for p in kept])[order]
+            at = np.minimum(np.searchsorted(kept_keys, keys), len(kept_keys) - 1)
+            found = (kept_keys[at] == keys) & (cols >= 0)
+        out = inner_products_by_index(self.z[rows], self.z, np.where(found, -1, cols))
+        if kept:
+            out[found] = kept_dots[at[found]]
+        later = cols >= rows.stop
+        self._keep(np.broadcast_to(row_ids, cols.shape)[later], cols[later], out[later])
+        return out
+
+    def _keep(self, rows: np.ndarray, cols: np.ndarray, dots: np.ndarray) -> None:
+        """Pairs (row, col) for col's strip, keyed col·n + row."""
+        if not len(cols):
+            return
+        strips = cols // STRIP_ROWS * STRIP_ROWS
+        order = np.argsort(strips, kind="stable")
+        strips, keys, dots = strips[order], (cols * self.n + rows)[order], dots[order]
+        starts = np.flatnonzero(np.diff(strips, prepend=-1))
+        for start, stop in zip(starts, [*starts[1:], len(strips)], strict=True):
+            part = (keys[start:stop], dots[start:stop])
+            self.kept.setdefault(int(strips[start]), []).append(part)
+
+
+def _top_k(cols: np.ndarray, exact: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k best exact scores of (r, w) candidates (−1 padded, scored −inf), ties
+    by index: a stable sort by score of the columns sorted ascending."""
+    by_column = np.argsort(np.where(cols < 0, np.iinfo(np.int64).max, cols), axis=1)
+    cols = np.take_along_axis(cols, by_column, axis=1)
+    exact = np.take_along_axis(exact, by_column, axis=1)
+    order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(cols, order, axis=1), np.take_along_axis(exact, order, axis=1)
+
+
+def symmetric_search(
+    space: ScoreSpace, k: int, *, rank: int = PROJECTION_RANK
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Exact top-k columns of every row on the CPU: ((n, k) int64 indices, (n, k) float32
+    scores), best first, ties by index; None where the search does not pay (too few rows or
+    dimensions, or most energy outside the projection basis): use another search then."""
+    n, dim = space.z.shape
+    if dim < 2 * rank or n < 4 * STRIP_ROWS or -(-n // GROUP) < k * THRESHOLD_MERGE:
+        return None
+    left, _, residual = _bound_factors(space, rank)
+    if float((residual**2).mean()) > MAX_RESIDUAL_SHARE * float(space.sq_norms.mean()):
+        return None
+    factors = left[:, : rank + 1].contiguous()
+    bias = None if space.metric == "cosine" else space.bias.numpy()
+    z_scale = float(space.sq_norms.max()) * space.scale
+    tolerance = RELATIVE_TOLERANCE * max(z_scale + float(space.bias.abs().max()), 1e-6)
+    gap = 2.0 * space.scale * residual * float(residual.max()) + tolerance
+    # Padded to a multiple of 8 values a row, faiss's SIMD products run without a scalar tail.
+    padded = np.zeros((n, -(-(rank + 1) // 8) * 8), dtype=np.float32)
+    padded[:, : rank + 1] = factors.numpy()
+    indices = np.empty((n, k), dtype=np.int64)
+    scores = np.empty((n, k), dtype=np.float32)
+
+    mutual = _MutualDots(space)
+    biases = space.bias.numpy()
+
+    def answer(rows: slice, upper: np.ndarray, lower: np.ndarray) -> None:
+        tau, merged = thresholds(upper, lower, k, gap[rows])
+        cols = candidates((upper, lower, merged), tau, padded, space, rows)
+        exact = mutual.dots(rows, cols)  # the scores as `pair_scores` computes them
+        if space.scale != 1.0:
+            exact *= np.float32(space.scale)
+        if space.metric != "cosine":
+            exact -= biases[cols]  # (a padded −1 stays −inf)
+        indices[rows], scores[rows] = _top_k(cols, exact, k)
+
+    if not OVERLAP:
+        for strip in strip_maxima(factors, space.scale, bias):
+            answer(*strip)
+        return indices, scores
+    # A strip's rows are answered (mostly single-threaded numpy) while the next strip's bound
+    # product runs: the second core would otherwise idle through those steps.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending = [
+            worker.submit(answer, *strip) for strip in strip_maxima(factors, space.scale, bias)
+        ]
+        for job in pending:
+            job.result()
+    return indices, scores
