@@ -14,17 +14,21 @@ group attains its maximum, so the k-th largest group maximum, less that gap, is 
 that the row's k-th best exact score cannot fall below. Every column whose exact score reaches
 τ_i has hi ≥ τ_i, so lies in a group whose maximum reaches τ_i: the members of those groups
 have hi recomputed, those with hi ≥ τ_i are rescored exactly, and the best k of them are the
-exact answer. Nothing has to be certified afterwards and no row falls back to a brute-force
-product: a loose bound only makes the candidate lists longer (`knn` still checks that every row
-got k). A strip's rows are answered as
-soon as it is done (the earlier strips gave them their other maxima), in a worker thread while
-the main one computes the next strip; the maxima take n²/(2·GROUP) floats at most. On the
-benchmark (Market scale, 19,281 rows) about 15 columns per row are rescored (the pairs that are
-candidates both ways once: `_MutualDots`), and the half bound product is most of the time.
+exact answer. Nothing has to be certified afterwards: a loose bound only makes the candidate
+lists longer (`knn` still checks that every row got k). How long is capped: a strip whose
+groups reaching τ hold more than CANDIDATE_BUDGET·n columns a row is answered by brute force
+instead, and once most strips were, so are all the rows left, without their bound product.
+Features sharing one dominant direction (e.g. from an untrained model) are caught before any
+strip, by the bounds of a few rows (`_probe_share`). A strip's rows are
+answered as soon as it is done (the earlier strips gave them their other maxima), in a worker
+thread while the main one computes the next strip, one strip in flight; the maxima take
+n²/(2·GROUP) floats at most. On the benchmark (Market scale, 19,281 rows) about 15 columns per
+row are rescored (the pairs that are candidates both ways once: `_MutualDots`), and the half
+bound product is most of the time.
 """
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -36,7 +40,7 @@ from reid_platform.evaluation.rerank_projected_search import (
     RELATIVE_TOLERANCE,
     _bound_factors,
 )
-from reid_platform.evaluation.rerank_scores import ScoreSpace, matmul_nt
+from reid_platform.evaluation.rerank_scores import ScoreSpace, brute_force_search, matmul_nt
 
 GROUP = 8
 """Columns per group maximum: smaller groups mean fewer bounds to recompute per candidate group,
@@ -53,6 +57,16 @@ the 2-core host: 15-20% off the search)."""
 THRESHOLD_MERGE = 4
 """Group maxima merged (by their maximum) before the k-th largest is picked for τ: a quarter of
 the selection work, and the merged maxima still come from distinct columns."""
+CANDIDATE_BUDGET = 1 / 8
+"""Columns a row (on average over its strip) whose bounds are recomputed, as a share of n, above
+which the strip is answered by brute force: past about 0.15 (measured, 8,192 rows of 512-d) the
+bookkeeping per candidate costs more than the product, and the candidates (kept pairs
+included) would grow towards n²."""
+PROBE_ROWS = 256
+"""Rows, spread evenly, whose bounds against all columns estimate up front how loose they are."""
+LOOSE_STRIPS_TO_STOP = 2
+"""Strips over the budget after which, when they are most of those answered so far, the rows
+left are answered by brute force without their bound product."""
 
 
 def _chunks(rows: slice, n: int) -> list[slice]:
@@ -149,7 +163,7 @@ class _Maxima:
 
 def strip_maxima(
     factors: torch.Tensor, scale: float, bias: np.ndarray | None
-) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+) -> Generator[tuple[slice, np.ndarray, np.ndarray]]:
     """Each strip's rows and group maxima (upper (r, slots from the strip's first on), lower
     (slots before the strip, r)) of hi = scale·F Fᵀ − bias_j, as soon as they are complete.
 
@@ -229,17 +243,16 @@ def _pack(hit_rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray
 
 
 def candidates(
-    maxima: tuple[np.ndarray, np.ndarray, np.ndarray],
+    hits: tuple[np.ndarray, np.ndarray],
     tau: np.ndarray,
     factors: np.ndarray,
     space: ScoreSpace,
     rows: slice,
 ) -> np.ndarray:
     """(r, w) int64 columns (−1 padded) with hi ≥ τ of a strip's rows (τ: (r,)): the members
-    of the groups whose maximum reaches τ, their hi recomputed from `factors`. maxima: the
-    strip's upper, lower and merged maxima."""
-    hit_rows, hit_slots = _hit_slots(*maxima, tau, rows.start // GROUP)
-    slots = _pack(hit_rows, hit_slots, len(tau))
+    of the groups whose maximum reaches τ (hits: `_hit_slots`), their hi recomputed from
+    `factors`."""
+    slots = _pack(*hits, len(tau))
     # A strip's rows share their groups: one table, and a last row of −1 for the padding.
     num_slots = -(-space.num_rows // GROUP)
     table = group_members(np.full(num_slots, rows.start), np.arange(num_slots), space.num_rows)
@@ -285,6 +298,10 @@ class _MutualDots:
         self._keep(np.broadcast_to(row_ids, cols.shape)[later], cols[later], out[later])
         return out
 
+    def drop(self, rows: slice) -> None:
+        """Forgets the pairs kept for a strip answered otherwise."""
+        self.kept.pop(rows.start, None)
+
     def _keep(self, rows: np.ndarray, cols: np.ndarray, dots: np.ndarray) -> None:
         """Pairs (row, col) for col's strip, keyed col·n + row."""
         if not len(cols):
@@ -300,12 +317,56 @@ class _MutualDots:
 
 def _top_k(cols: np.ndarray, exact: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the k best exact scores of (r, w) candidates (−1 padded, scored −inf), ties
-    by index: a stable sort by score of the columns sorted ascending."""
+    by index: a stable sort by score of the columns sorted ascending. (r, k) both, a list
+    short of k padded with −1 and −inf (which `knn` answers by brute force)."""
     by_column = np.argsort(np.where(cols < 0, np.iinfo(np.int64).max, cols), axis=1)
     cols = np.take_along_axis(cols, by_column, axis=1)
     exact = np.take_along_axis(exact, by_column, axis=1)
     order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(cols, order, axis=1), np.take_along_axis(exact, order, axis=1)
+    indices = np.full((len(cols), k), -1, dtype=np.int64)
+    scores = np.full((len(cols), k), -np.inf, dtype=np.float32)
+    indices[:, : order.shape[1]] = np.take_along_axis(cols, order, axis=1)
+    scores[:, : order.shape[1]] = np.take_along_axis(exact, order, axis=1)
+    return indices, scores
+
+
+def _probe_share(
+    factors: torch.Tensor, scale: float, bias: np.ndarray | None, gap: np.ndarray, k: int
+) -> float:
+    """Share of the columns with hi ≥ (k-th largest hi − gap), over PROBE_ROWS rows spread
+    evenly: at most the share the search would recompute (its τ, from group maxima, is lower)."""
+    n = factors.shape[0]
+    rows = np.linspace(0, n - 1, min(n, PROBE_ROWS)).astype(np.int64)
+    hi = matmul_nt(factors[rows], factors * scale)
+    if bias is not None:
+        hi -= torch.from_numpy(bias)[None, :]
+    tau = torch.topk(hi, k, dim=1).values[:, -1] - torch.from_numpy(gap[rows])
+    return float((hi >= tau[:, None]).float().mean())
+
+
+def _answer_strips(
+    strips: Iterator[tuple[slice, np.ndarray, np.ndarray]],
+    answer: Callable[[slice, np.ndarray, np.ndarray], bool],
+) -> int | None:
+    """Answers the strips in order, each in a worker thread while the next one's maxima are
+    computed; answer says whether a strip went over the budget. At most one strip is in flight,
+    so the maxima waiting stay bounded and an error surfaces at once. Returns the first row of
+    the strips left once most went over the budget (None when all were answered)."""
+    over: list[bool] = []
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        job: Future[bool] | None = None
+        for rows, upper, lower in strips:
+            if job is not None:
+                over.append(job.result())
+            if sum(over) >= LOOSE_STRIPS_TO_STOP and 2 * sum(over) > len(over):
+                return rows.start
+            job = worker.submit(answer, rows, upper, lower)
+            if not OVERLAP:
+                over.append(job.result())
+                job = None
+        if job is not None:
+            job.result()
+    return None
 
 
 def symmetric_search(
@@ -313,12 +374,14 @@ def symmetric_search(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Exact top-k columns of every row on the CPU: ((n, k) int64 indices, (n, k) float32
     scores), best first, ties by index; None where the search does not pay (too few rows or
-    dimensions, or most energy outside the projection basis): use another search then."""
+    dimensions, most energy outside the projection basis, or non-finite features): use
+    another search then."""
     n, dim = space.z.shape
     if dim < 2 * rank or n < 4 * STRIP_ROWS or -(-n // GROUP) < k * THRESHOLD_MERGE:
         return None
     left, _, residual = _bound_factors(space, rank)
-    if float((residual**2).mean()) > MAX_RESIDUAL_SHARE * float(space.sq_norms.mean()):
+    # Written so that a NaN (from non-finite features) declines as well.
+    if not float((residual**2).mean()) <= MAX_RESIDUAL_SHARE * float(space.sq_norms.mean()):
         return None
     factors = left[:, : rank + 1].contiguous()
     bias = None if space.metric == "cosine" else space.bias.numpy()
@@ -334,26 +397,32 @@ def symmetric_search(
     mutual = _MutualDots(space)
     biases = space.bias.numpy()
 
-    def answer(rows: slice, upper: np.ndarray, lower: np.ndarray) -> None:
+    def brute_force(rows: slice) -> None:
+        ids = np.arange(rows.start, rows.stop)
+        indices[rows], scores[rows], _ = brute_force_search(space, ids, k, farthest=False)
+
+    def answer(rows: slice, upper: np.ndarray, lower: np.ndarray) -> bool:
         tau, merged = thresholds(upper, lower, k, gap[rows])
-        cols = candidates((upper, lower, merged), tau, padded, space, rows)
+        hits = _hit_slots(upper, lower, merged, tau, rows.start // GROUP)
+        if len(hits[0]) * GROUP > CANDIDATE_BUDGET * n * len(tau):
+            mutual.drop(rows)
+            brute_force(rows)
+            return True
+        cols = candidates(hits, tau, padded, space, rows)
         exact = mutual.dots(rows, cols)  # the scores as `pair_scores` computes them
         if space.scale != 1.0:
             exact *= np.float32(space.scale)
         if space.metric != "cosine":
             exact -= biases[cols]  # (a padded −1 stays −inf)
         indices[rows], scores[rows] = _top_k(cols, exact, k)
+        return False
 
-    if not OVERLAP:
-        for strip in strip_maxima(factors, space.scale, bias):
-            answer(*strip)
+    if _probe_share(factors, space.scale, bias, gap, k) > CANDIDATE_BUDGET:
+        brute_force(slice(0, n))
         return indices, scores
-    # A strip's rows are answered (mostly single-threaded numpy) while the next strip's bound
-    # product runs: the second core would otherwise idle through those steps.
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        pending = [
-            worker.submit(answer, *strip) for strip in strip_maxima(factors, space.scale, bias)
-        ]
-        for job in pending:
-            job.result()
+    strips = strip_maxima(factors, space.scale, bias)
+    rest = _answer_strips(strips, answer)
+    strips.close()  # the maxima of strips not reached are never computed
+    if rest is not None:
+        brute_force(slice(rest, n))
     return indices, scores

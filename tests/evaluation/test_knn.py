@@ -1,5 +1,7 @@
 """Exact neighbour search against a dense argsort, on the brute-force and low-rank paths."""
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -162,9 +164,11 @@ def test_a_space_of_stacked_blocks_equals_one_of_the_stack(metric: str) -> None:
 @pytest.fixture
 def small_symmetric_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Strips and chunks small enough that a few hundred rows use several of each (and the
-    symmetric search applies to them)."""
+    symmetric search applies to them), and no candidate budget: at this size k alone takes
+    a good share of the columns, and the tests mean the candidate lists."""
     monkeypatch.setattr(knn_symmetric_search, "STRIP_ROWS", 48)
     monkeypatch.setattr(knn_symmetric_search, "CHUNK_COLUMNS", 96)
+    monkeypatch.setattr(knn_symmetric_search, "CANDIDATE_BUDGET", 2.0)
 
 
 @pytest.mark.usefixtures("small_symmetric_blocks")
@@ -312,6 +316,136 @@ def test_symmetric_search_declines_full_rank_and_small_cases() -> None:
     assert symmetric_search(ScoreSpace(narrow, "cosine"), 5) is None
     few = _low_rank(180, 512, 8, 0.01, seed=15)  # fewer than 4 strips of rows
     assert symmetric_search(ScoreSpace(few, "cosine"), 5) is None
+
+
+def _collapsed(n: int, noise: float, seed: int) -> np.ndarray:
+    """Features sharing one dominant direction (an untrained model's): every bound is loose."""
+    rng = np.random.default_rng(seed)
+    common = np.abs(rng.standard_normal(512))
+    return (common + noise * rng.standard_normal((n, 512))).astype(np.float32)
+
+
+def _argsort_neighbours(found: tuple[np.ndarray, np.ndarray], features: np.ndarray) -> None:
+    """The symmetric search's cosine answer against a float64 argsort of the dense scores."""
+    x = features.astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    dense = x @ x.T
+    expected = np.argsort(-dense, axis=1, kind="stable")[:, : found[0].shape[1]]
+    np.testing.assert_array_equal(found[0], expected)
+    np.testing.assert_allclose(found[1], np.take_along_axis(dense, expected, 1), atol=1e-5)
+
+
+def _spy_brute_force(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of rows of each brute-force call of the symmetric search, as it goes (with
+    the module's budget)."""
+    monkeypatch.setattr(knn_symmetric_search, "CANDIDATE_BUDGET", 1 / 8)
+    calls: list[int] = []
+    brute_force = knn_symmetric_search.brute_force_search
+
+    def spy(space: ScoreSpace, rows: np.ndarray, k: int, *, farthest: bool) -> tuple:
+        calls.append(len(rows))
+        return brute_force(space, rows, k, farthest=farthest)
+
+    monkeypatch.setattr(knn_symmetric_search, "brute_force_search", spy)
+    return calls
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+def test_loose_bounds_found_up_front_are_answered_by_brute_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every column would be a candidate of every row (n² of them): the probe sees it first."""
+    features = _collapsed(400, 1.0, seed=18)
+    space = ScoreSpace(features, "cosine")
+    _, _, residual = rerank_projected_search._bound_factors(space, 256)
+    assert float((residual**2).mean()) < 0.05  # the residual gate alone lets them through
+    calls = _spy_brute_force(monkeypatch)
+    monkeypatch.setattr(knn_symmetric_search, "candidates", None)  # never reached
+    found = symmetric_search(space, 6)
+    assert found is not None and calls == [400]
+    _argsort_neighbours(found, features)
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+@pytest.mark.parametrize("overlap", [True, False])
+def test_strips_over_the_candidate_budget_are_answered_by_brute_force(
+    overlap: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the probe: each strip over the budget is answered by brute force, and once two are
+    (most so far), all the rows left, without building a candidate list or their maxima."""
+    monkeypatch.setattr(knn_symmetric_search, "OVERLAP", overlap)
+    monkeypatch.setattr(knn_symmetric_search, "_probe_share", lambda *_: 0.0)
+    monkeypatch.setattr(knn_symmetric_search, "candidates", None)  # never reached
+    strips: list[int] = []
+    strip_maxima = knn_symmetric_search.strip_maxima
+
+    def counted(*args: object) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        for strip in strip_maxima(*args):  # type: ignore[arg-type]
+            strips.append(strip[0].start)
+            yield strip
+
+    monkeypatch.setattr(knn_symmetric_search, "strip_maxima", counted)
+    calls = _spy_brute_force(monkeypatch)
+    features = _collapsed(400, 1.0, seed=19)
+    found = symmetric_search(ScoreSpace(features, "cosine"), 6)
+    assert found is not None
+    assert strips == [0, 48, 96] and calls == [48, 48, 400 - 96]
+    _argsort_neighbours(found, features)
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+def test_a_strip_short_of_k_candidates_is_padded_and_answered_by_brute_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A whole strip whose lists come back shorter than k: padded (−1, −inf), then `knn`'s
+    fallback answers those rows."""
+    features = _low_rank(300, 512, 16, 0.05, seed=20)
+    candidates = knn_symmetric_search.candidates
+
+    def short(hits: tuple, tau: np.ndarray, factors: np.ndarray, space: ScoreSpace, rows: slice):
+        cols = candidates(hits, tau, factors, space, rows)
+        return cols[:, :2] if rows.start == 48 else cols
+
+    monkeypatch.setattr(knn_symmetric_search, "candidates", short)
+    found = symmetric_search(ScoreSpace(features, "euclidean"), 7)
+    assert found is not None
+    assert (found[0][48:96, 2:] == -1).all() and (found[1][48:96, 2:] == -np.inf).all()
+    _check(nearest_neighbours(features, 7, metric="euclidean"), features, "euclidean", 7)
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_nan_features_are_declined(metric: str) -> None:
+    """A NaN makes every bound NaN: the search declines (no crash), and the NaN row's
+    distances come back NaN, for the ranking to refuse."""
+    features = _low_rank(300, 512, 16, 0.05, seed=21)
+    features[7, 3] = np.nan
+    assert symmetric_search(ScoreSpace(features, metric), 5) is None  # type: ignore[arg-type]
+    neighbours = nearest_neighbours(features, 5, metric=metric)  # type: ignore[arg-type]
+    assert not np.isfinite(neighbours.distances).all()
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+def test_an_error_in_a_strip_surfaces_before_the_next_strips(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One strip in flight: strip 0's error is raised while strip 1 is the latest computed."""
+    strips: list[int] = []
+    strip_maxima = knn_symmetric_search.strip_maxima
+
+    def counted(*args: object) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        for strip in strip_maxima(*args):  # type: ignore[arg-type]
+            strips.append(strip[0].start)
+            yield strip
+
+    def failing(*args: object) -> np.ndarray:
+        raise RuntimeError("strip failed")
+
+    monkeypatch.setattr(knn_symmetric_search, "strip_maxima", counted)
+    monkeypatch.setattr(knn_symmetric_search, "candidates", failing)
+    with pytest.raises(RuntimeError, match="strip failed"):
+        symmetric_search(ScoreSpace(_low_rank(400, 512, 16, 0.05, seed=22), "cosine"), 5)
+    assert strips == [0, 48]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
