@@ -2,12 +2,9 @@
 
 With the projection bound of `rerank_projected_search` (basis P, projections p, residual norms
 a), the upper bound hi_ij = scale·S_ij − bias_j comes from a *symmetric* matrix S = F Fᵀ,
-F = [p, a] (n, rank + 1), so only its upper triangle is computed: in strips of rows, each
-strip's columns from its diagonal block on in chunks that stay in cache. Of a chunk the search
-keeps only *group maxima*: for each row of the strip, the largest hi over each group of GROUP
-of the chunk's columns, and for each of the chunk's (later) rows, over each group of GROUP
-adjacent rows of the strip, read along the columns. Which columns form a row's groups is
-`group_members`; each row's groups partition all n columns.
+F = [p, a] (n, rank + 1), so only its upper triangle is computed, and of it only group
+maxima are kept, strip by strip (`knn_strip_maxima`: each row's GROUP-column groups partition
+all n columns).
 
 Per row, hi − 2·scale·a_i·max(a) is a lower bound on the exact score of the column where a
 group attains its maximum, so the k-th largest group maximum, less that gap, is a threshold τ_i
@@ -20,40 +17,37 @@ groups reaching τ hold more than CANDIDATE_BUDGET·n columns a row is answered 
 instead, and once most strips were, so are all the rows left, without their bound product.
 Features sharing one dominant direction (e.g. from an untrained model) are caught before any
 strip, by the bounds of a few rows (`_probe_share`). A strip's rows are
-answered as soon as it is done (the earlier strips gave them their other maxima), in a worker
-thread while the main one computes the next strip, one strip in flight; the maxima take
+answered as soon as it is done (the earlier strips gave them their other maxima), one strip in
+flight, while the next strips' chunks are computed (`knn_strip_maxima`): on a 2-thread host
+both are tasks of a `kernel_pool` (single-threaded kernels, no spinning library threads),
+elsewhere the calling thread computes the chunks and a worker answers. The maxima take
 n²/(2·GROUP) floats at most. On the benchmark (Market scale, 19,281 rows) about 15 columns per
 row are rescored (the pairs that are candidates both ways once: `_MutualDots`), and the half
 bound product is most of the time.
 """
 
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
 
+from reid_platform.evaluation import knn_strip_maxima
+from reid_platform.evaluation.kernel_pool import kernel_pool
+from reid_platform.evaluation.knn_strip_maxima import GROUP, group_members, scaled, strip_maxima
 from reid_platform.evaluation.rerank_pairs import inner_products_by_index
 from reid_platform.evaluation.rerank_projected_search import (
     MAX_RESIDUAL_SHARE,
     PROJECTION_RANK,
     RELATIVE_TOLERANCE,
-    _bound_factors,
+    projection_factors,
 )
 from reid_platform.evaluation.rerank_scores import ScoreSpace, brute_force_search, matmul_nt
 
-GROUP = 8
-"""Columns per group maximum: smaller groups mean fewer bounds to recompute per candidate group,
-larger ones fewer maxima to keep and select from (n²/(2·GROUP) floats)."""
-STRIP_ROWS = 1024
-"""Rows per strip of the bound product (a multiple of GROUP)."""
-CHUNK_COLUMNS = 4096
-"""Columns per chunk (a multiple of STRIP_ROWS, so that a chunk covers whole strips): a
-1,024 × 4,096 chunk (16 MB) stays in cache while both of its group maxima are read off."""
 OVERLAP = True
-"""Answer a strip's rows in a worker thread while the next strip's bounds are computed: those
-steps are mostly single-threaded numpy, which would leave the second core idle (measured on
-the 2-core host: 15-20% off the search)."""
+"""Answer a strip's rows while the next strip's bounds are computed: those steps are mostly
+single-threaded numpy, which would leave the second core idle (measured on the 2-core host:
+15-20% off the search; the kernel pool took another 15% off AQE)."""
 THRESHOLD_MERGE = 4
 """Group maxima merged (by their maximum) before the k-th largest is picked for τ: a quarter of
 the selection work, and the merged maxima still come from distinct columns."""
@@ -67,120 +61,6 @@ PROBE_ROWS = 256
 LOOSE_STRIPS_TO_STOP = 2
 """Strips over the budget after which, when they are most of those answered so far, the rows
 left are answered by brute force without their bound product."""
-
-
-def _chunks(rows: slice, n: int) -> list[slice]:
-    """The column ranges of a strip: its diagonal block, then chunks to its right."""
-    starts = range(rows.stop, n, CHUNK_COLUMNS)
-    return [rows, *(slice(a, min(n, a + CHUNK_COLUMNS)) for a in starts)]
-
-
-def group_members(rows: np.ndarray, slots: np.ndarray, n: int) -> np.ndarray:
-    """(len, GROUP) int64 columns of the group of row rows[i] in slot slots[i], −1 padded.
-
-    Slot g of a row covers columns from GROUP·g on. Before the row's strip, a slot is GROUP
-    adjacent columns (the strip's rows read along a chunk's columns). From the strip on, within
-    a column range of c columns (the diagonal block or a chunk) starting at c₀, slot
-    c₀/GROUP + q is the columns c₀ + q + m·(c // GROUP), m < GROUP, and one last slot the
-    c mod GROUP columns left: strided groups make a chunk's row maxima an elementwise maximum
-    of GROUP contiguous column blocks, many times faster than a reduction over adjacent columns.
-    """
-    col = slots * GROUP
-    strip = rows // STRIP_ROWS * STRIP_ROWS
-    diagonal_end = np.minimum(n, strip + STRIP_ROWS)
-    in_diagonal = col < diagonal_end
-    start = np.where(
-        in_diagonal, strip, diagonal_end + (col - diagonal_end) // CHUNK_COLUMNS * CHUNK_COLUMNS
-    )
-    stop = np.where(in_diagonal, diagonal_end, np.minimum(n, start + CHUNK_COLUMNS))
-    stride = (stop - start) // GROUP
-    m = np.arange(GROUP)
-    adjacent = (col < strip) | (col >= start + stride * GROUP)  # before the strip, or the rest
-    members = np.where(
-        adjacent[:, None],
-        col[:, None] + m,
-        (start + (col - start) // GROUP)[:, None] + m * stride[:, None],
-    )
-    members[members >= np.where(col < strip, n, stop)[:, None]] = -1
-    return members
-
-
-def _row_maxima(chunk: np.ndarray) -> np.ndarray:
-    """(r, c) chunk → (r, ⌈c / GROUP⌉) maxima over its column groups (`group_members`)."""
-    width = chunk.shape[1]
-    full = width // GROUP * GROUP
-    row_max = chunk[:, :full].reshape(len(chunk), GROUP, full // GROUP).max(1)
-    if full == width:
-        return row_max
-    return np.concatenate([row_max, chunk[:, full:].max(1, keepdims=True)], axis=1)
-
-
-class _Maxima:
-    """Group maxima of the strips, each kept until its strip's rows are answered.
-
-    upper(s): (r, slots from the strip's first on) from its own chunks; lower(s): (slots before
-    the strip, r), slot-major as read off the columns of the earlier strips' chunks.
-    """
-
-    def __init__(self, n: int):
-        self.n = n
-        self.slots = -(-n // GROUP)
-        self._lower = {
-            s: np.empty((s // GROUP, min(n, s + STRIP_ROWS) - s), np.float32)
-            for s in range(0, n, STRIP_ROWS)
-        }
-        self._upper: np.ndarray | None = None
-
-    def add_chunk(
-        self, chunk: np.ndarray, rows: slice, cols: slice, bias: np.ndarray | None
-    ) -> None:
-        """The (r, c) chunk scale·S of rows × cols (scale·S − bias_j with the biases)."""
-        if bias is not None:
-            chunk -= bias[None, cols]
-        if cols.start == rows.start:
-            self._upper = np.empty((len(chunk), self.slots - rows.start // GROUP), np.float32)
-        assert self._upper is not None
-        first = (cols.start - rows.start) // GROUP
-        row_max = _row_maxima(chunk)
-        self._upper[:, first : first + row_max.shape[1]] = row_max
-        if cols.start < rows.stop:
-            return
-        if bias is not None:  # row j's bound on column i subtracts bias_i
-            chunk += bias[None, cols] - bias[rows, None]
-        col_max = chunk.reshape(-1, GROUP, chunk.shape[1]).max(1)
-        slots = slice(rows.start // GROUP, rows.stop // GROUP)
-        for start in range(cols.start, cols.stop, STRIP_ROWS):
-            width = min(self.n, start + STRIP_ROWS) - start
-            offset = start - cols.start
-            self._lower[start][slots] = col_max[:, offset : offset + width]
-
-    def take(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
-        """(upper, lower) of the strip `rows`, released here."""
-        assert self._upper is not None
-        upper, self._upper = self._upper, None
-        return upper, self._lower.pop(rows.start)
-
-
-def strip_maxima(
-    factors: torch.Tensor, scale: float, bias: np.ndarray | None
-) -> Generator[tuple[slice, np.ndarray, np.ndarray]]:
-    """Each strip's rows and group maxima (upper (r, slots from the strip's first on), lower
-    (slots before the strip, r)) of hi = scale·F Fᵀ − bias_j, as soon as they are complete.
-
-    factors: (n, m) float32 F on the CPU; bias: (n,), or None when all biases are zero.
-    """
-    n = factors.shape[0]
-    right = factors * scale
-    maxima = _Maxima(n)
-    buffer = np.empty(STRIP_ROWS * max(CHUNK_COLUMNS, STRIP_ROWS), dtype=np.float32)
-    for start in range(0, n, STRIP_ROWS):
-        rows = slice(start, min(n, start + STRIP_ROWS))
-        for cols in _chunks(rows, n):
-            shape = (rows.stop - rows.start, cols.stop - cols.start)
-            chunk = buffer[: shape[0] * shape[1]].reshape(shape)
-            matmul_nt(factors[rows], right[cols], out=torch.from_numpy(chunk))
-            maxima.add_chunk(chunk, rows, cols, bias)
-        yield rows, *maxima.take(rows)
 
 
 def _merged(maxima: np.ndarray, axis: int) -> np.ndarray:
@@ -306,7 +186,7 @@ class _MutualDots:
         """Pairs (row, col) for col's strip, keyed col·n + row."""
         if not len(cols):
             return
-        strips = cols // STRIP_ROWS * STRIP_ROWS
+        strips = cols // knn_strip_maxima.STRIP_ROWS * knn_strip_maxima.STRIP_ROWS
         order = np.argsort(strips, kind="stable")
         strips, keys, dots = strips[order], (cols * self.n + rows)[order], dots[order]
         starts = np.flatnonzero(np.diff(strips, prepend=-1))
@@ -337,7 +217,7 @@ def _probe_share(
     evenly: at most the share the search would recompute (its τ, from group maxima, is lower)."""
     n = factors.shape[0]
     rows = np.linspace(0, n - 1, min(n, PROBE_ROWS)).astype(np.int64)
-    hi = matmul_nt(factors[rows], factors * scale)
+    hi = matmul_nt(factors[rows], scaled(factors, scale))
     if bias is not None:
         hi -= torch.from_numpy(bias)[None, :]
     tau = torch.topk(hi, k, dim=1).values[:, -1] - torch.from_numpy(gap[rows])
@@ -347,25 +227,25 @@ def _probe_share(
 def _answer_strips(
     strips: Iterator[tuple[slice, np.ndarray, np.ndarray]],
     answer: Callable[[slice, np.ndarray, np.ndarray], bool],
+    worker: Executor,
 ) -> int | None:
-    """Answers the strips in order, each in a worker thread while the next one's maxima are
+    """Answers the strips in order, each as a task of `worker` while the next one's maxima are
     computed; answer says whether a strip went over the budget. At most one strip is in flight,
     so the maxima waiting stay bounded and an error surfaces at once. Returns the first row of
     the strips left once most went over the budget (None when all were answered)."""
     over: list[bool] = []
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        job: Future[bool] | None = None
-        for rows, upper, lower in strips:
-            if job is not None:
-                over.append(job.result())
-            if sum(over) >= LOOSE_STRIPS_TO_STOP and 2 * sum(over) > len(over):
-                return rows.start
-            job = worker.submit(answer, rows, upper, lower)
-            if not OVERLAP:
-                over.append(job.result())
-                job = None
+    job: Future[bool] | None = None
+    for rows, upper, lower in strips:
         if job is not None:
-            job.result()
+            over.append(job.result())
+        if sum(over) >= LOOSE_STRIPS_TO_STOP and 2 * sum(over) > len(over):
+            return rows.start
+        job = worker.submit(answer, rows, upper, lower)
+        if not OVERLAP:
+            over.append(job.result())
+            job = None
+    if job is not None:
+        job.result()
     return None
 
 
@@ -377,20 +257,24 @@ def symmetric_search(
     dimensions, most energy outside the projection basis, or non-finite features): use
     another search then."""
     n, dim = space.z.shape
-    if dim < 2 * rank or n < 4 * STRIP_ROWS or -(-n // GROUP) < k * THRESHOLD_MERGE:
+    too_few_rows = n < 4 * knn_strip_maxima.STRIP_ROWS or -(-n // GROUP) < k * THRESHOLD_MERGE
+    if dim < 2 * rank or too_few_rows:
         return None
-    left, _, residual = _bound_factors(space, rank)
+    projections, residual_norms = projection_factors(space, rank)
+    residual = residual_norms.numpy()
     # Written so that a NaN (from non-finite features) declines as well.
     if not float((residual**2).mean()) <= MAX_RESIDUAL_SHARE * float(space.sq_norms.mean()):
         return None
-    factors = left[:, : rank + 1].contiguous()
+    # F = [p, a], padded to a multiple of 8 values a row so that faiss's SIMD products run
+    # without a scalar tail; the matrix products read the first rank + 1 in place.
+    padded = np.zeros((n, -(-(rank + 1) // 8) * 8), dtype=np.float32)
+    padded[:, :rank] = projections.numpy()
+    padded[:, rank] = residual
+    factors = torch.from_numpy(padded)[:, : rank + 1]
     bias = None if space.metric == "cosine" else space.bias.numpy()
     z_scale = float(space.sq_norms.max()) * space.scale
     tolerance = RELATIVE_TOLERANCE * max(z_scale + float(space.bias.abs().max()), 1e-6)
     gap = 2.0 * space.scale * residual * float(residual.max()) + tolerance
-    # Padded to a multiple of 8 values a row, faiss's SIMD products run without a scalar tail.
-    padded = np.zeros((n, -(-(rank + 1) // 8) * 8), dtype=np.float32)
-    padded[:, : rank + 1] = factors.numpy()
     indices = np.empty((n, k), dtype=np.int64)
     scores = np.empty((n, k), dtype=np.float32)
 
@@ -420,9 +304,12 @@ def symmetric_search(
     if _probe_share(factors, space.scale, bias, gap, k) > CANDIDATE_BUDGET:
         brute_force(slice(0, n))
         return indices, scores
-    strips = strip_maxima(factors, space.scale, bias)
-    rest = _answer_strips(strips, answer)
-    strips.close()  # the maxima of strips not reached are never computed
+    with kernel_pool() as pool, ThreadPoolExecutor(max_workers=1) as worker:
+        # With a pool its two workers take the chunks and the answers as they come;
+        # without, this thread computes the chunks and `worker` answers alongside.
+        strips = strip_maxima(factors, space.scale, bias, pool)
+        rest = _answer_strips(strips, answer, worker if pool is None else pool)
+        strips.close()  # the maxima of strips not reached are never computed
     if rest is not None:
         brute_force(slice(rest, n))
     return indices, scores

@@ -62,9 +62,9 @@ def _basis(z: Tensor, rank: int) -> Tensor:
     return directions.T.contiguous()
 
 
-def _bound_factors(space: ScoreSpace, rank: int) -> tuple[Tensor, Tensor, np.ndarray]:
-    """Left (n, rank+2) and right (n, rank+2) factors whose product is the upper bound hi,
-    and the residual norms a (n,), inflated slightly so rounding never makes them too small."""
+def projection_factors(space: ScoreSpace, rank: int) -> tuple[Tensor, Tensor]:
+    """(n, rank) projections p of z onto the space's basis of `rank` directions and (n,)
+    residual norms a, inflated slightly so rounding never makes them too small."""
     z = space.z
     if rank not in space.bases:  # one basis serves every part of a space
         space.bases[rank] = _basis(space.all_z, rank)
@@ -72,7 +72,13 @@ def _bound_factors(space: ScoreSpace, rank: int) -> tuple[Tensor, Tensor, np.nda
     # The slack (far above float32 rounding of these sums) keeps a an upper bound on ‖r‖.
     norms = space.sq_norms
     squared = norms - projections.square().sum(1)
-    residual = (squared.clamp(min=0.0) + 1e-4 * norms + 1e-12).sqrt()
+    return projections, (squared.clamp(min=0.0) + 1e-4 * norms + 1e-12).sqrt()
+
+
+def _bound_factors(space: ScoreSpace, rank: int) -> tuple[Tensor, Tensor, np.ndarray]:
+    """Left (n, rank+2) and right (n, rank+2) factors whose product is the upper bound hi,
+    and the residual norms a (n,) of `projection_factors`."""
+    projections, residual = projection_factors(space, rank)
     ones = torch.ones_like(residual)
     left = torch.cat([projections, residual[:, None], ones[:, None]], dim=1)
     right = torch.cat(

@@ -1,13 +1,20 @@
 """Exact neighbour search against a dense argsort, on the brute-force and low-rank paths."""
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
 
 from reid_platform.errors import EvaluationError
-from reid_platform.evaluation import knn, knn_symmetric_search, rerank_projected_search
+from reid_platform.evaluation import (
+    knn,
+    knn_strip_maxima,
+    knn_symmetric_search,
+    rerank_projected_search,
+)
 from reid_platform.evaluation.knn import (
     Neighbours,
     merge_neighbours,
@@ -166,18 +173,34 @@ def small_symmetric_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Strips and chunks small enough that a few hundred rows use several of each (and the
     symmetric search applies to them), and no candidate budget: at this size k alone takes
     a good share of the columns, and the tests mean the candidate lists."""
-    monkeypatch.setattr(knn_symmetric_search, "STRIP_ROWS", 48)
-    monkeypatch.setattr(knn_symmetric_search, "CHUNK_COLUMNS", 96)
+    monkeypatch.setattr(knn_strip_maxima, "STRIP_ROWS", 48)
+    monkeypatch.setattr(knn_strip_maxima, "CHUNK_COLUMNS", 96)
     monkeypatch.setattr(knn_symmetric_search, "CANDIDATE_BUDGET", 2.0)
 
 
+SCHEDULES = ["pool", "inline", "no-overlap"]
+"""How the symmetric search runs its strips: in the kernel pool (this 2-core host's default),
+computed by the calling thread with a worker answering, or with each answer awaited."""
+
+
+def _schedule(monkeypatch: pytest.MonkeyPatch, schedule: str) -> None:
+    if schedule == "inline":
+
+        @contextmanager
+        def no_pool() -> Iterator[None]:
+            yield None
+
+        monkeypatch.setattr(knn_symmetric_search, "kernel_pool", no_pool)
+    monkeypatch.setattr(knn_symmetric_search, "OVERLAP", schedule != "no-overlap")
+
+
 @pytest.mark.usefixtures("small_symmetric_blocks")
-@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("metric", METRICS)
 def test_symmetric_search_matches_argsort(
-    metric: str, overlap: bool, monkeypatch: pytest.MonkeyPatch
+    metric: str, schedule: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(knn_symmetric_search, "OVERLAP", overlap)
+    _schedule(monkeypatch, schedule)
     features = _low_rank(501, 512, 24, 0.02, seed=10)  # 501: a partial last group and strip
     assert symmetric_search(ScoreSpace(features, metric), 11) is not None  # type: ignore[arg-type]
     _check(nearest_neighbours(features, 11, metric=metric), features, metric, 11)  # type: ignore[arg-type]
@@ -187,19 +210,19 @@ def test_symmetric_search_matches_argsort(
 @pytest.mark.parametrize("n", [389, 453])
 def test_each_rows_groups_partition_the_columns(n: int) -> None:
     """389 = 8 strips + 5 rows, 453 = 9 strips + 21 rows: ragged last chunk, strip and group."""
-    groups = -(-n // knn_symmetric_search.GROUP)
+    groups = -(-n // knn_strip_maxima.GROUP)
     rows, slots = np.repeat(np.arange(n), groups), np.tile(np.arange(groups), n)
-    members = knn_symmetric_search.group_members(rows, slots, n).reshape(n, -1)
+    members = knn_strip_maxima.group_members(rows, slots, n).reshape(n, -1)
     for row in members:
         np.testing.assert_array_equal(np.sort(row[row >= 0]), np.arange(n))
 
 
-def _strips(space: ScoreSpace) -> tuple[list, np.ndarray]:
+def _strips(space: ScoreSpace, pool: ThreadPoolExecutor | None = None) -> tuple[list, np.ndarray]:
     """The strip maxima of the symmetric search, and the gap of its thresholds."""
     left, _, residual = rerank_projected_search._bound_factors(space, 256)
     bias = None if space.metric == "cosine" else space.bias.numpy()
     factors = left[:, :257].contiguous()
-    strips = list(knn_symmetric_search.strip_maxima(factors, space.scale, bias))
+    strips = list(knn_symmetric_search.strip_maxima(factors, space.scale, bias, pool))
     return strips, 2.0 * space.scale * residual * float(residual.max())
 
 
@@ -214,10 +237,26 @@ def test_group_maxima_equal_those_of_the_full_bound_matrix(metric: str) -> None:
     strips, _ = _strips(space)
     got = np.concatenate([np.concatenate([lower.T, upper], 1) for _, upper, lower in strips])
     rows = np.repeat(np.arange(n), got.shape[1])
-    members = knn_symmetric_search.group_members(rows, np.tile(np.arange(got.shape[1]), n), n)
+    members = knn_strip_maxima.group_members(rows, np.tile(np.arange(got.shape[1]), n), n)
     values = np.where(members >= 0, full[rows[:, None], members], -np.inf)
     expected = values.max(1).reshape(n, -1)
     np.testing.assert_allclose(got, expected, atol=1e-5 * float(np.abs(full).max()))
+
+
+@pytest.mark.usefixtures("small_symmetric_blocks")
+@pytest.mark.parametrize("metric", METRICS)
+def test_pooled_strips_equal_those_computed_in_turn(metric: str) -> None:
+    """With a pool a strip's chunks run concurrently, the next strip's queued before it is
+    handed out: the same strips in the same order, and the same maxima bit for bit (each
+    product entry is one dot product either way)."""
+    space = ScoreSpace(_low_rank(389, 512, 16, 0.05, seed=11), metric)  # type: ignore[arg-type]
+    in_turn, _ = _strips(space)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pooled, _ = _strips(space, pool)
+    assert [rows for rows, _, _ in pooled] == [rows for rows, _, _ in in_turn]
+    for (_, upper, lower), (_, upper_turn, lower_turn) in zip(pooled, in_turn, strict=True):
+        np.testing.assert_array_equal(upper, upper_turn)
+        np.testing.assert_array_equal(lower, lower_turn)
 
 
 @pytest.mark.usefixtures("small_symmetric_blocks")
@@ -367,13 +406,13 @@ def test_loose_bounds_found_up_front_are_answered_by_brute_force(
 
 
 @pytest.mark.usefixtures("small_symmetric_blocks")
-@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize("schedule", SCHEDULES)
 def test_strips_over_the_candidate_budget_are_answered_by_brute_force(
-    overlap: bool, monkeypatch: pytest.MonkeyPatch
+    schedule: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the probe: each strip over the budget is answered by brute force, and once two are
     (most so far), all the rows left, without building a candidate list or their maxima."""
-    monkeypatch.setattr(knn_symmetric_search, "OVERLAP", overlap)
+    _schedule(monkeypatch, schedule)
     monkeypatch.setattr(knn_symmetric_search, "_probe_share", lambda *_: 0.0)
     monkeypatch.setattr(knn_symmetric_search, "candidates", None)  # never reached
     strips: list[int] = []

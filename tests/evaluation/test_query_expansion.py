@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from reid_platform.errors import EvaluationError
-from reid_platform.evaluation import knn, knn_symmetric_search
+from reid_platform.evaluation import knn, knn_strip_maxima, knn_symmetric_search
 from reid_platform.evaluation.query_expansion import average_query_expansion
 
 
@@ -52,8 +52,8 @@ def test_matches_dense_loop_on_the_low_rank_search_path() -> None:
 
 
 def test_matches_dense_loop_on_the_symmetric_search_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(knn_symmetric_search, "STRIP_ROWS", 48)  # several strips and chunks
-    monkeypatch.setattr(knn_symmetric_search, "CHUNK_COLUMNS", 96)
+    monkeypatch.setattr(knn_strip_maxima, "STRIP_ROWS", 48)  # several strips and chunks
+    monkeypatch.setattr(knn_strip_maxima, "CHUNK_COLUMNS", 96)
     answered = []
     search = knn_symmetric_search.symmetric_search
 
