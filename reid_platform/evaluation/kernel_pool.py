@@ -1,23 +1,31 @@
 """Two worker threads sharing a small host's cores, each running its numeric kernels alone.
 
 On a host with two CPU threads a search that alternates matrix products (OpenBLAS, two threads)
-with numpy and faiss steps in a second Python thread keeps three thread pools busy on two
-cores, and OpenBLAS's idle workers spin between products, taking the core the other thread
-needs (measured on the project's 2-core host: 0.3-0.6 s of a 3.8 s CPU budget). Here each of
-two worker threads runs its products and faiss loops single-threaded instead, so every task
-(a product, a strip's bookkeeping) has a core to itself and nothing spins. On larger hosts the
-libraries' own threading is better, and `kernel_pool` gives no pool (the caller computes inline).
+with numpy, torch or faiss steps keeps several thread pools busy on two cores, and each pool's
+idle workers spin for a while after their step, taking the core the next step needs (measured
+on the project's 2-core host: 0.3-0.6 s of AQE's 3.8 CPU-seconds; re-ranking's bound products
+alternating with torch selections lost about 1 s of 11). Here each of two worker threads runs
+its products, torch steps and faiss loops single-threaded, so every task (a block of products
+and its bookkeeping) has a core to itself and nothing spins. On larger hosts the libraries'
+own threading is better, and `kernel_pool` gives no pool (the caller computes inline).
 """
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import faiss
+import torch
 from threadpoolctl import threadpool_limits
 
 POOL_WORKERS = 2
-"""Worker threads of the pool: the host's CPU threads when it has no more than this."""
+"""Worker threads of the pool, which is used on hosts with exactly this many CPU threads."""
+
+
+_open = 0
+"""Kernel pools open in the process (0 or 1)."""
+_open_lock = threading.Lock()
 
 
 def _host_threads() -> int:
@@ -26,24 +34,37 @@ def _host_threads() -> int:
 
 
 def _single_threaded_faiss() -> None:
-    """Worker start-up: OpenMP's thread count is per thread, so each worker sets its own (for
-    faiss's loops and the OpenBLAS faiss bundles, which share faiss's OpenMP runtime)."""
+    """Worker start-up: OpenMP's thread count is per thread, so each worker sets its own, in
+    the OpenMP runtime faiss's loops run on (torch's, when torch was imported first)."""
     faiss.omp_set_num_threads(1)
 
 
 @contextmanager
 def kernel_pool() -> Iterator[ThreadPoolExecutor | None]:
-    """A POOL_WORKERS-thread pool whose BLAS and faiss kernels run single-threaded, or None on
-    a host with another number of CPU threads.
+    """A POOL_WORKERS-thread pool whose BLAS, torch and faiss kernels run single-threaded, or
+    None on a host with another number of CPU threads, or while another kernel pool is open
+    (the limits it set are process-wide: the second caller computes inline).
 
-    numpy's OpenBLAS is limited process-wide while the context is open (restored after), so
-    another thread's products run single-threaded meanwhile too; faiss only in the workers.
+    numpy's OpenBLAS and torch's intra-op threads are limited process-wide while the context is
+    open (restored after), so another thread's work runs single-threaded meanwhile too; faiss
+    only in the workers.
     """
-    if _host_threads() != POOL_WORKERS:
+    global _open
+    with _open_lock:
+        usable = _open == 0 and _host_threads() == POOL_WORKERS
+        _open += usable
+    if not usable:
         yield None
         return
-    with (
-        threadpool_limits(limits=1, user_api="blas"),
-        ThreadPoolExecutor(max_workers=POOL_WORKERS, initializer=_single_threaded_faiss) as pool,
-    ):
-        yield pool
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with (
+            threadpool_limits(limits=1, user_api="blas"),
+            ThreadPoolExecutor(POOL_WORKERS, initializer=_single_threaded_faiss) as pool,
+        ):
+            yield pool
+    finally:
+        torch.set_num_threads(torch_threads)
+        with _open_lock:
+            _open -= 1

@@ -16,10 +16,13 @@ a few hundred directions, so residuals are small and nearly all rows certify. Wh
 lies outside the basis (full-rank isotropic data) the search goes straight to brute force.
 """
 
+from queue import SimpleQueue
+
 import numpy as np
 import torch
 from torch import Tensor
 
+from reid_platform.evaluation.kernel_pool import POOL_WORKERS, kernel_pool
 from reid_platform.evaluation.rerank_pairs import pair_scores
 from reid_platform.evaluation.rerank_scores import ScoreSpace, grouped_top, matmul_nt
 
@@ -118,36 +121,73 @@ def _candidates(
     with the smallest (smallest first): ((n, near) indices, bounds, (n, far) indices, bounds).
 
     bias: the (n,) biases inside `right`'s last column, None when they are all zero (cosine).
+    Row blocks are tasks of a `kernel_pool` where the host has one (the bounds of rows past
+    the split read the stored block, so they wait for the rows before it).
     """
     n = left.shape[0]
-    block_rows = max(16, BLOCK_ENTRIES // n)
     split = _split_row(n)
     near_idx = np.empty((n, near), dtype=np.int64)
     near_hi = np.empty((n, near), dtype=np.float32)
     far_idx = np.empty((n, far), dtype=np.int64)
     far_hi = np.empty((n, far), dtype=np.float32)
-    # Reusing one buffer avoids faulting in 128 MB of fresh pages per block.
-    buffer = torch.empty((min(block_rows, n), n), dtype=left.dtype, device=left.device)
     stored = torch.empty((split, n - split), dtype=left.dtype, device=left.device)
-    with torch.no_grad():
-        for rows in _row_blocks(n, split, block_rows):
-            bounds = buffer[: rows.stop - rows.start]
-            if rows.start < split:
-                matmul_nt(left[rows], right, out=bounds)
-                stored[rows] = bounds[:, split:]
+    with kernel_pool() as pool:
+        workers = 1 if pool is None else POOL_WORKERS
+        block_rows = max(16, BLOCK_ENTRIES // (workers * n))  # the same memory in all
+        # Reused buffers (one per block in flight) avoid faulting in fresh pages per block.
+        buffers: SimpleQueue[Tensor] = SimpleQueue()
+        for _ in range(workers):
+            shape = (min(block_rows, n), n)
+            buffers.put(torch.empty(shape, dtype=left.dtype, device=left.device))
+
+        def bound_block(rows: slice) -> None:
+            buffer = buffers.get()
+            try:
+                bounds = buffer[: rows.stop - rows.start]
+                _block_bounds(left, right, bias, rows, split, stored, bounds)
+                values, idx = grouped_top(bounds, near, largest=True)
+                near_idx[rows], near_hi[rows] = idx.numpy(), values.numpy()
+                if far:
+                    values, idx = grouped_top(bounds, far, largest=False)
+                    far_idx[rows], far_hi[rows] = idx.numpy(), values.numpy()
+            finally:
+                buffers.put(buffer)
+
+        blocks = _row_blocks(n, split, block_rows)
+        with torch.no_grad():
+            if pool is None:
+                for rows in blocks:
+                    bound_block(rows)
             else:
-                matmul_nt(left[rows], right[split:], out=bounds[:, split:])
-                lower = bounds[:, :split]
-                _copy_transposed(stored[:, rows.start - split : rows.stop - split], lower)
-                if bias is not None:
-                    lower += bias[rows, None]
-                    lower -= bias[None, :split]
-            values, idx = grouped_top(bounds, near, largest=True)
-            near_idx[rows], near_hi[rows] = idx.numpy(), values.numpy()
-            if far:
-                values, idx = grouped_top(bounds, far, largest=False)
-                far_idx[rows], far_hi[rows] = idx.numpy(), values.numpy()
+                before = [rows for rows in blocks if rows.start < split]
+                for part in (before, blocks[len(before) :]):
+                    for job in [pool.submit(bound_block, rows) for rows in part]:
+                        job.result()
     return near_idx, near_hi, far_idx, far_hi
+
+
+def _block_bounds(
+    left: Tensor,
+    right: Tensor,
+    bias: Tensor | None,
+    rows: slice,
+    split: int,
+    stored: Tensor,
+    bounds: Tensor,
+) -> None:
+    """The bounds of `rows` against all columns into `bounds` (r, n): rows before `split` from
+    the product (keeping their columns from `split` on in `stored`), later rows from the
+    product with columns from `split` on and the stored block read back transposed."""
+    if rows.start < split:
+        matmul_nt(left[rows], right, out=bounds)
+        stored[rows] = bounds[:, split:]
+        return
+    matmul_nt(left[rows], right[split:], out=bounds[:, split:])
+    lower = bounds[:, :split]
+    _copy_transposed(stored[:, rows.start - split : rows.stop - split], lower)
+    if bias is not None:
+        lower += bias[rows, None]
+        lower -= bias[None, :split]
 
 
 class _Rescorer:

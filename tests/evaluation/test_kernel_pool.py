@@ -3,6 +3,7 @@
 import faiss
 import numpy as np
 import pytest
+import torch
 from threadpoolctl import threadpool_info
 
 from reid_platform.evaluation import kernel_pool as kernel_pool_module
@@ -19,8 +20,8 @@ def _numpy_blas_threads() -> list[int]:
     ]
 
 
-def _settings() -> tuple[int, list[int]]:
-    return int(faiss.omp_get_max_threads()), _numpy_blas_threads()
+def _settings() -> tuple[int, int, list[int]]:
+    return int(faiss.omp_get_max_threads()), torch.get_num_threads(), _numpy_blas_threads()
 
 
 def test_kernels_run_single_threaded_inside_and_the_settings_return_after(
@@ -28,14 +29,14 @@ def test_kernels_run_single_threaded_inside_and_the_settings_return_after(
 ) -> None:
     monkeypatch.setattr(kernel_pool_module, "_host_threads", lambda: POOL_WORKERS)
     before = _settings()
-    assert before[1]  # numpy's OpenBLAS is found
+    assert before[2]  # numpy's OpenBLAS is found
     with kernel_pool() as pool:
         assert pool is not None
         # Read from inside tasks: OpenMP's count is per thread, so it is the workers' that count.
         inside = [pool.submit(_settings).result() for _ in range(2 * POOL_WORKERS)]
         a = np.arange(12, dtype=np.float32).reshape(3, 4)
         product = pool.submit(np.matmul, a, a.T).result()
-    assert inside == [(1, [1] * len(before[1]))] * (2 * POOL_WORKERS)
+    assert inside == [(1, 1, [1] * len(before[2]))] * (2 * POOL_WORKERS)
     np.testing.assert_array_equal(product, a.astype(np.float64) @ a.T.astype(np.float64))
     assert _settings() == before
 
@@ -46,6 +47,20 @@ def test_settings_return_after_an_error_in_the_context(monkeypatch: pytest.Monke
     with pytest.raises(RuntimeError, match="strip failed"), kernel_pool():
         raise RuntimeError("strip failed")
     assert _settings() == before
+
+
+def test_a_second_pool_while_one_is_open_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limits are process-wide: a nested (or concurrent) caller computes inline, and the
+    first pool's closing restores the settings from before it."""
+    monkeypatch.setattr(kernel_pool_module, "_host_threads", lambda: POOL_WORKERS)
+    before = _settings()
+    with kernel_pool() as outer:
+        with kernel_pool() as inner:
+            assert outer is not None and inner is None
+        assert outer.submit(_settings).result() == (1, 1, [1] * len(before[2]))
+    assert _settings() == before
+    with kernel_pool() as again:  # and the next caller gets a pool again
+        assert again is not None
 
 
 @pytest.mark.parametrize("threads", [1, 4, 16])

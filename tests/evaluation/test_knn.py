@@ -3,18 +3,21 @@
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 
 from reid_platform.errors import EvaluationError
+from reid_platform.evaluation import kernel_pool as kernel_pool_module
 from reid_platform.evaluation import (
     knn,
     knn_strip_maxima,
     knn_symmetric_search,
     rerank_projected_search,
 )
+from reid_platform.evaluation.kernel_pool import POOL_WORKERS
 from reid_platform.evaluation.knn import (
     Neighbours,
     merge_neighbours,
@@ -27,6 +30,16 @@ from reid_platform.evaluation.rerank_projected_search import projected_search
 from reid_platform.evaluation.rerank_scores import ScoreSpace
 
 METRICS = ["cosine", "euclidean", "euclidean_squared"]
+
+
+def _no_kernel_pool(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> None:
+    """`module` computes as on a host without a kernel pool."""
+
+    @contextmanager
+    def no_pool() -> Iterator[None]:
+        yield None
+
+    monkeypatch.setattr(module, "kernel_pool", no_pool)
 
 
 def _dense(features: np.ndarray, metric: str) -> np.ndarray:
@@ -127,12 +140,18 @@ def test_from_distances_and_merge() -> None:
     np.testing.assert_array_equal(merged.farthest, distances.max(1))
 
 
+@pytest.mark.parametrize("pooled", [True, False])
 @pytest.mark.parametrize("stored_entries", [1 << 26, 90 * 400, 0])
 def test_bounds_reused_by_symmetry_equal_the_full_product(
-    stored_entries: int, monkeypatch: pytest.MonkeyPatch
+    stored_entries: int, pooled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Candidates from the half-stored, half-transposed bounds (all rows split at n/2, at a
-    smaller split, or none) equal a top-k over the whole bound matrix left @ rightᵀ."""
+    smaller split, or none) equal a top-k over the whole bound matrix left @ rightᵀ, with the
+    row blocks as tasks of a kernel pool (the rows past the split after those before) or not."""
+    if not pooled:
+        _no_kernel_pool(monkeypatch, rerank_projected_search)
+    else:
+        monkeypatch.setattr(kernel_pool_module, "_host_threads", lambda: POOL_WORKERS)
     features = _low_rank(500, 512, 24, 0.05, seed=8)
     space = ScoreSpace(features, "euclidean")  # biases: the transposed half must swap them
     left, right, _ = rerank_projected_search._bound_factors(space, 256)
@@ -185,12 +204,7 @@ computed by the calling thread with a worker answering, or with each answer awai
 
 def _schedule(monkeypatch: pytest.MonkeyPatch, schedule: str) -> None:
     if schedule == "inline":
-
-        @contextmanager
-        def no_pool() -> Iterator[None]:
-            yield None
-
-        monkeypatch.setattr(knn_symmetric_search, "kernel_pool", no_pool)
+        _no_kernel_pool(monkeypatch, knn_symmetric_search)
     monkeypatch.setattr(knn_symmetric_search, "OVERLAP", schedule != "no-overlap")
 
 
