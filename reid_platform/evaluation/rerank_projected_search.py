@@ -140,6 +140,7 @@ def _candidates(
             shape = (min(block_rows, n), n)
             buffers.put(torch.empty(shape, dtype=left.dtype, device=left.device))
 
+        @torch.no_grad()  # (grad mode is per thread: the workers' too)
         def bound_block(rows: slice) -> None:
             buffer = buffers.get()
             try:
@@ -154,15 +155,14 @@ def _candidates(
                 buffers.put(buffer)
 
         blocks = _row_blocks(n, split, block_rows)
-        with torch.no_grad():
-            if pool is None:
-                for rows in blocks:
-                    bound_block(rows)
-            else:
-                before = [rows for rows in blocks if rows.start < split]
-                for part in (before, blocks[len(before) :]):
-                    for job in [pool.submit(bound_block, rows) for rows in part]:
-                        job.result()
+        if pool is None:
+            for rows in blocks:
+                bound_block(rows)
+        else:
+            before = [rows for rows in blocks if rows.start < split]
+            for part in (before, blocks[len(before) :]):
+                for job in [pool.submit(bound_block, rows) for rows in part]:
+                    job.result()
     return near_idx, near_hi, far_idx, far_hi
 
 
