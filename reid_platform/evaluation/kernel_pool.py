@@ -11,13 +11,17 @@ own threading is better, and `kernel_pool` gives no pool (the caller computes in
 """
 
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
+from queue import SimpleQueue
+from typing import Generic, TypeVar
 
 import faiss
 import torch
 from threadpoolctl import threadpool_limits
+
+T = TypeVar("T")
 
 POOL_WORKERS = 2
 """Worker threads of the pool, which is used on hosts with exactly this many CPU threads."""
@@ -68,3 +72,22 @@ def kernel_pool() -> Iterator[ThreadPoolExecutor | None]:
         torch.set_num_threads(torch_threads)
         with _open_lock:
             _open -= 1
+
+
+class TaskBuffers(Generic[T]):
+    """One reusable work buffer per task that can run at once: one per worker of `pool`, one
+    without a pool. Reusing them avoids faulting in fresh pages for every task."""
+
+    def __init__(self, pool: Executor | None, make: Callable[[], T]):
+        self._free: SimpleQueue[T] = SimpleQueue()
+        for _ in range(POOL_WORKERS if pool is not None else 1):
+            self._free.put(make())
+
+    @contextmanager
+    def borrowed(self) -> Iterator[T]:
+        """A buffer no other task holds, returned when the block ends."""
+        buffer = self._free.get()
+        try:
+            yield buffer
+        finally:
+            self._free.put(buffer)

@@ -12,12 +12,11 @@ columns. `knn_symmetric_search` turns a finished strip's maxima into its rows' n
 from collections import deque
 from collections.abc import Generator
 from concurrent.futures import Executor, Future
-from queue import SimpleQueue
 
 import numpy as np
 import torch
 
-from reid_platform.evaluation.kernel_pool import POOL_WORKERS
+from reid_platform.evaluation.kernel_pool import TaskBuffers
 from reid_platform.evaluation.rerank_scores import matmul_nt
 
 GROUP = 8
@@ -140,20 +139,16 @@ def strip_maxima(
     n = factors.shape[0]
     right = scaled(factors, scale)
     maxima = _Maxima(n)
-    # One buffer per chunk in flight: at most one per worker (a worker holds one at a time).
-    buffers: SimpleQueue[np.ndarray] = SimpleQueue()
-    for _ in range(POOL_WORKERS if pool is not None else 1):
-        buffers.put(np.empty(STRIP_ROWS * max(CHUNK_COLUMNS, STRIP_ROWS), dtype=np.float32))
+    buffers = TaskBuffers(
+        pool, lambda: np.empty(STRIP_ROWS * max(CHUNK_COLUMNS, STRIP_ROWS), dtype=np.float32)
+    )
 
     def add_chunk(rows: slice, cols: slice) -> None:
-        buffer = buffers.get()
-        try:
+        with buffers.borrowed() as buffer:
             chunk = buffer[: (rows.stop - rows.start) * (cols.stop - cols.start)]
             chunk = chunk.reshape(rows.stop - rows.start, cols.stop - cols.start)
             matmul_nt(factors[rows], right[cols], out=torch.from_numpy(chunk))
             maxima.add_chunk(chunk, rows, cols, bias)
-        finally:
-            buffers.put(buffer)
 
     def finished(rows: slice, jobs: list[Future[None]]) -> tuple[slice, np.ndarray, np.ndarray]:
         for job in jobs:

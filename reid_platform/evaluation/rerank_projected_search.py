@@ -16,13 +16,11 @@ a few hundred directions, so residuals are small and nearly all rows certify. Wh
 lies outside the basis (full-rank isotropic data) the search goes straight to brute force.
 """
 
-from queue import SimpleQueue
-
 import numpy as np
 import torch
 from torch import Tensor
 
-from reid_platform.evaluation.kernel_pool import POOL_WORKERS, kernel_pool
+from reid_platform.evaluation.kernel_pool import POOL_WORKERS, TaskBuffers, kernel_pool
 from reid_platform.evaluation.rerank_pairs import pair_scores
 from reid_platform.evaluation.rerank_scores import ScoreSpace, grouped_top, matmul_nt
 
@@ -134,16 +132,14 @@ def _candidates(
     with kernel_pool() as pool:
         workers = 1 if pool is None else POOL_WORKERS
         block_rows = max(16, BLOCK_ENTRIES // (workers * n))  # the same memory in all
-        # Reused buffers (one per block in flight) avoid faulting in fresh pages per block.
-        buffers: SimpleQueue[Tensor] = SimpleQueue()
-        for _ in range(workers):
-            shape = (min(block_rows, n), n)
-            buffers.put(torch.empty(shape, dtype=left.dtype, device=left.device))
+        shape = (min(block_rows, n), n)
+        buffers = TaskBuffers(
+            pool, lambda: torch.empty(shape, dtype=left.dtype, device=left.device)
+        )
 
         @torch.no_grad()  # (grad mode is per thread: the workers' too)
         def bound_block(rows: slice) -> None:
-            buffer = buffers.get()
-            try:
+            with buffers.borrowed() as buffer:
                 bounds = buffer[: rows.stop - rows.start]
                 _block_bounds(left, right, bias, rows, split, stored, bounds)
                 values, idx = grouped_top(bounds, near, largest=True)
@@ -151,8 +147,6 @@ def _candidates(
                 if far:
                     values, idx = grouped_top(bounds, far, largest=False)
                     far_idx[rows], far_hi[rows] = idx.numpy(), values.numpy()
-            finally:
-                buffers.put(buffer)
 
         blocks = _row_blocks(n, split, block_rows)
         if pool is None:

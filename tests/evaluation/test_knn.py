@@ -388,6 +388,20 @@ def _argsort_neighbours(found: tuple[np.ndarray, np.ndarray], features: np.ndarr
     np.testing.assert_allclose(found[1], np.take_along_axis(dense, expected, 1), atol=1e-5)
 
 
+def _count_strips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The first row of each strip the symmetric search is handed, as it goes."""
+    strips: list[int] = []
+    strip_maxima = knn_symmetric_search.strip_maxima
+
+    def counted(*args: object) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        for strip in strip_maxima(*args):  # type: ignore[arg-type]
+            strips.append(strip[0].start)
+            yield strip
+
+    monkeypatch.setattr(knn_symmetric_search, "strip_maxima", counted)
+    return strips
+
+
 def _spy_brute_force(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of rows of each brute-force call of the symmetric search, as it goes (with
     the module's budget)."""
@@ -429,15 +443,7 @@ def test_strips_over_the_candidate_budget_are_answered_by_brute_force(
     _schedule(monkeypatch, schedule)
     monkeypatch.setattr(knn_symmetric_search, "_probe_share", lambda *_: 0.0)
     monkeypatch.setattr(knn_symmetric_search, "candidates", None)  # never reached
-    strips: list[int] = []
-    strip_maxima = knn_symmetric_search.strip_maxima
-
-    def counted(*args: object) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-        for strip in strip_maxima(*args):  # type: ignore[arg-type]
-            strips.append(strip[0].start)
-            yield strip
-
-    monkeypatch.setattr(knn_symmetric_search, "strip_maxima", counted)
+    strips = _count_strips(monkeypatch)
     calls = _spy_brute_force(monkeypatch)
     features = _collapsed(400, 1.0, seed=19)
     found = symmetric_search(ScoreSpace(features, "cosine"), 6)
@@ -483,18 +489,11 @@ def test_an_error_in_a_strip_surfaces_before_the_next_strips(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One strip in flight: strip 0's error is raised while strip 1 is the latest computed."""
-    strips: list[int] = []
-    strip_maxima = knn_symmetric_search.strip_maxima
-
-    def counted(*args: object) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-        for strip in strip_maxima(*args):  # type: ignore[arg-type]
-            strips.append(strip[0].start)
-            yield strip
+    strips = _count_strips(monkeypatch)
 
     def failing(*args: object) -> np.ndarray:
         raise RuntimeError("strip failed")
 
-    monkeypatch.setattr(knn_symmetric_search, "strip_maxima", counted)
     monkeypatch.setattr(knn_symmetric_search, "candidates", failing)
     with pytest.raises(RuntimeError, match="strip failed"):
         symmetric_search(ScoreSpace(_low_rank(400, 512, 16, 0.05, seed=22), "cosine"), 5)
