@@ -56,7 +56,7 @@ CANDIDATE_BUDGET = 1 / 8
 which the strip is answered by brute force: past about 0.15 (measured, 8,192 rows of 512-d) the
 bookkeeping per candidate costs more than the product, and the candidates (kept pairs
 included) would grow towards n²."""
-PROBE_ROWS = 256
+PROBE_ROWS = 64
 """Rows, spread evenly, whose bounds against all columns estimate up front how loose they are."""
 LOOSE_STRIPS_TO_STOP = 2
 """Strips over the budget after which, when they are most of those answered so far, the rows

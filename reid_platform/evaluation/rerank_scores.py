@@ -33,13 +33,13 @@ def _coarse_mean(features: Tensor) -> Tensor:
     return (torch.round(mean / step) * step).float()
 
 
-def _unit_rows(x: Tensor, *, in_place: bool) -> Tensor:
+def _unit_rows(x: Tensor, *, in_place: bool) -> tuple[Tensor, Tensor]:
     """(n, d) float32 → rows of unit length, zero rows staying zero (as
     `distances.l2_normalize`, but torch's norm is threaded and needs no (n, d) temporary:
-    numpy's took 0.5 s at Market scale)."""
+    numpy's took 0.5 s at Market scale), and the (n,) norms they were divided by."""
     norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
     norms.clamp_(min=float(np.finfo(np.float32).tiny))
-    return x.div_(norms) if in_place else x / norms
+    return (x.div_(norms) if in_place else x / norms), norms[:, 0]
 
 
 def _float_rows(features: np.ndarray | Sequence[np.ndarray]) -> tuple[Tensor, bool]:
@@ -98,8 +98,12 @@ class ScoreSpace:
         raw, owned = _float_rows(features)
         self.metric = metric
         self.device = resolve_device(device)
+        self.input_norms: Tensor | None = None
+        """(n,) float32 norms of the features before normalisation (cosine only): the
+        features are `z · input_norms` (up to rounding)."""
         if metric == "cosine":
-            z = _unit_rows(raw, in_place=owned).to(self.device)
+            z, norms = _unit_rows(raw, in_place=owned)
+            z, self.input_norms = z.to(self.device), norms.to(self.device)
             self.scale = 1.0
             self.bias = torch.zeros(z.shape[0], dtype=torch.float32, device=self.device)
         else:
@@ -122,6 +126,8 @@ class ScoreSpace:
         """The same space restricted to a range of rows (views of its tensors, no copy)."""
         part = copy.copy(self)
         part.z, part.bias, part.sq_norms = self.z[rows], self.bias[rows], self.sq_norms[rows]
+        if self.input_norms is not None:
+            part.input_norms = self.input_norms[rows]
         return part
 
     @property

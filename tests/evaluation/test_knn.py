@@ -187,6 +187,22 @@ def test_a_space_of_stacked_blocks_equals_one_of_the_stack(metric: str) -> None:
     torch.testing.assert_close(part.z, whole.z[30:])
 
 
+def test_a_cosine_space_keeps_the_norms_that_give_back_the_features() -> None:
+    rng = np.random.default_rng(10)
+    first, second = rng.standard_normal((30, 8)), 5 * rng.standard_normal((50, 8))
+    first[3] = 0.0  # a zero row stays zero either way
+    features = np.concatenate([first, second]).astype(np.float32)
+    space = ScoreSpace((first, second), "cosine")
+    assert space.input_norms is not None and ScoreSpace(features, "euclidean").input_norms is None
+    expected = np.linalg.norm(features.astype(np.float64), axis=1)
+    np.testing.assert_allclose(space.input_norms.numpy(), expected, rtol=1e-6, atol=1e-30)
+    rebuilt = space.z * space.input_norms[:, None]
+    np.testing.assert_allclose(rebuilt.numpy(), features, rtol=1e-6, atol=1e-7)
+    part = space.part(slice(30, None))
+    assert part.input_norms is not None
+    np.testing.assert_array_equal(part.input_norms.numpy(), space.input_norms.numpy()[30:])
+
+
 @pytest.fixture
 def small_symmetric_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Strips and chunks small enough that a few hundred rows use several of each (and the
