@@ -61,11 +61,10 @@ def average_query_expansion(
             f"{g_feats.shape}"
         )
     resolve_device(device)
-    q = q_feats.astype(np.float32, copy=False)
-    g = g_feats.astype(np.float32, copy=False)
-    if times == 0:
-        return q, g
-    expanded = _expand_once([q, g], min(k, len(q) + len(g)), alpha, device)
+    if times == 0:  # fresh arrays, as every other round count gives
+        return q_feats.astype(np.float32), g_feats.astype(np.float32)
+    k = min(k, len(q_feats) + len(g_feats))
+    expanded = _expand_once([q_feats, g_feats], k, alpha, device)
     for _ in range(times - 1):
-        expanded = _expand_once([expanded], min(k, len(expanded)), alpha, device)
-    return expanded[: len(q)], expanded[len(q) :]
+        expanded = _expand_once([expanded], k, alpha, device)
+    return expanded[: len(q_feats)], expanded[len(q_feats) :]
