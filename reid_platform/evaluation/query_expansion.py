@@ -15,28 +15,56 @@ from reid_platform.errors import EvaluationError
 from reid_platform.evaluation.knn import neighbours_in_space
 from reid_platform.evaluation.rerank_scores import ScoreSpace, resolve_device
 
+MEANS_BLOCK_ROWS = 1024
+"""Rows of means gathered at a time (their per-block sums stay in cache until written)."""
+
+
+def _weighted_sums(
+    parts: Sequence[torch.Tensor], indices: torch.Tensor, weights: torch.Tensor, out: torch.Tensor
+) -> None:
+    """out (n, d) ← Σ_j weights[i, j] · x[indices[i, j]] of the rows x stacked from `parts`
+    (n_p, d) float32 on the CPU; indices and weights (n, k) index that stack; out must not
+    overlap the parts."""
+    starts = np.cumsum([0, *(len(part) for part in parts)])
+    for first in range(0, len(indices), MEANS_BLOCK_ROWS):
+        block = slice(first, first + MEANS_BLOCK_ROWS)
+        rows, row_weights = indices[block], weights[block]
+        total: torch.Tensor | None = None
+        for part, start, stop in zip(parts, starts[:-1], starts[1:], strict=True):
+            inside = (rows >= int(start)) & (rows < int(stop))
+            counts = inside.sum(1)
+            # A weighted sum of a row's gathered rows of this part (an empty bag sums to
+            # zero): torch's embedding bag does it threaded and vectorised, 3-5x faster than
+            # scipy's single-threaded sparse product (measured).
+            sums = torch.nn.functional.embedding_bag(
+                rows[inside] - int(start),
+                part,
+                counts.cumsum(0) - counts,
+                per_sample_weights=row_weights[inside],
+                mode="sum",
+            )
+            total = sums if total is None else total.add_(sums)
+        assert total is not None  # a space has a part at least
+        out[block] = total
+
 
 def _expand_once(parts: Sequence[np.ndarray], k: int, alpha: float, device: str) -> np.ndarray:
-    """Row blocks (n_i, d) of the features, taken as one (n, d) stack → (n, d) similarity-
-    weighted means over each row's k nearest rows.
+    """Row blocks (n_i, d) of float32 features, taken as one (n, d) stack → (n, d) float32
+    similarity-weighted means over each row's k nearest rows.
 
-    The means gather the score space's unit rows z_j weighted by ‖x_j‖ (x_j = z_j·‖x_j‖): the
-    space's stacked copy is the only one (a concatenated copy of the features cost 0.02-0.09 s
-    at Market scale, most of it faulting in fresh pages).
+    The means are gathered from the blocks themselves and, on the CPU, written over the score
+    space's stacked copy, which the search no longer needs: one fresh (n, d) buffer a round,
+    not two (at Market scale 158 MB, whose first touch cost 0.04-0.08 s, at times 0.3 s).
     """
     space = ScoreSpace(parts, "cosine", device)
     neighbours = neighbours_in_space(space, k)
-    assert space.input_norms is not None  # a cosine space keeps them
-    indices = torch.from_numpy(neighbours.indices).to(space.device)
-    similarities = torch.from_numpy(1.0 - neighbours.distances.astype(np.float32))
-    weights = similarities.to(space.device).pow_(alpha).div_(indices.shape[1])
-    weights.mul_(space.input_norms[indices])
-    # A weighted sum of k gathered rows per row: torch's embedding bag does it threaded and
-    # vectorised, 3-5x faster than scipy's single-threaded sparse product (measured).
-    means = torch.nn.functional.embedding_bag(
-        indices, space.z, per_sample_weights=weights, mode="sum"
-    )
-    return means.cpu().numpy()
+    indices = torch.from_numpy(neighbours.indices)
+    weights = torch.from_numpy(1.0 - neighbours.distances.astype(np.float32))
+    weights.pow_(alpha).div_(indices.shape[1])
+    out = space.z if space.z.device.type == "cpu" else torch.empty(space.z.shape)
+    del space  # (its stacked copy lives on as `out` on the CPU)
+    _weighted_sums([torch.from_numpy(part) for part in parts], indices, weights, out)
+    return out.numpy()
 
 
 def average_query_expansion(
@@ -64,7 +92,9 @@ def average_query_expansion(
     if times == 0:  # fresh arrays, as every other round count gives
         return q_feats.astype(np.float32), g_feats.astype(np.float32)
     k = min(k, len(q_feats) + len(g_feats))
-    expanded = _expand_once([q_feats, g_feats], k, alpha, device)
+    # float32 blocks the space views (its stack is then a copy, never one of these).
+    parts = [np.ascontiguousarray(part, dtype=np.float32) for part in (q_feats, g_feats)]
+    expanded = _expand_once(parts, k, alpha, device)
     for _ in range(times - 1):
         expanded = _expand_once([expanded], k, alpha, device)
     return expanded[: len(q_feats)], expanded[len(q_feats) :]

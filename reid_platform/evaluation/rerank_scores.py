@@ -22,37 +22,51 @@ GROUP_COLUMNS = 32
 """Columns per group in the two-stage top-w selection (see `grouped_top`)."""
 
 
-def _coarse_mean(features: Tensor) -> Tensor:
-    """Column means rounded to a grid 2⁻⁸ of the largest magnitude: as good a centre, and
-    subtracting it is exact for features on a coarser grid, so tied distances stay tied."""
-    mean = features.sum(0, dtype=torch.float64) / max(features.shape[0], 1)
-    largest = float(features.abs().max()) if features.numel() else 0.0
+def _coarse_mean(parts: Sequence[Tensor]) -> Tensor:
+    """(d,) column means of the stacked row blocks (n_i, d), rounded to a grid 2⁻⁸ of the
+    largest magnitude: as good a centre, and subtracting it is exact for features on a coarser
+    grid, so tied distances stay tied."""
+    total = torch.stack([part.sum(0, dtype=torch.float64) for part in parts]).sum(0)
+    mean = total / max(sum(len(part) for part in parts), 1)
+    largest = max((float(part.abs().max()) for part in parts if part.numel()), default=0.0)
     if largest == 0.0:
         return mean.float()
     step = 2.0 ** (np.floor(np.log2(largest)) - 8)
     return (torch.round(mean / step) * step).float()
 
 
-def _unit_rows(x: Tensor, *, in_place: bool) -> tuple[Tensor, Tensor]:
-    """(n, d) float32 → rows of unit length, zero rows staying zero (as
-    `distances.l2_normalize`, but torch's norm is threaded and needs no (n, d) temporary:
-    numpy's took 0.5 s at Market scale), and the (n,) norms they were divided by."""
-    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    norms.clamp_(min=float(np.finfo(np.float32).tiny))
-    return (x.div_(norms) if in_place else x / norms), norms[:, 0]
+def _row_norms(parts: Sequence[Tensor]) -> Tensor:
+    """(n,) float32 L2 norms of the stacked rows, at least the smallest normal float (so that a
+    zero row divided by it stays zero); torch's norm is threaded and needs no (n, d) temporary
+    (numpy's took 0.5 s at Market scale)."""
+    norms = torch.cat([torch.linalg.vector_norm(part, dim=1) for part in parts])
+    return norms.clamp_(min=float(np.finfo(np.float32).tiny))
 
 
-def _float_rows(features: np.ndarray | Sequence[np.ndarray]) -> tuple[Tensor, bool]:
-    """(n, d) features, or row blocks of them stacked → float32 (n, d) tensor, and whether it
-    is a fresh copy (which may then be changed in place) rather than a view of the input."""
-    parts = [features] if isinstance(features, np.ndarray) else list(features)
-    if any(part.ndim != 2 for part in parts):
-        shapes = [part.shape for part in parts]
+def _float_parts(features: np.ndarray | Sequence[np.ndarray]) -> tuple[list[Tensor], bool]:
+    """(n, d) features, or row blocks of them → float32 (n_i, d) tensors, and whether the only
+    one is a fresh copy (which may then be changed in place) rather than a view of the input."""
+    arrays = [features] if isinstance(features, np.ndarray) else list(features)
+    shapes = [part.shape for part in arrays]
+    if not arrays or any(len(shape) != 2 for shape in shapes):
         raise EvaluationError(f"features must be 2-d (n, d) arrays, got {shapes}")
-    tensors = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in parts]
-    if len(tensors) == 1:
-        return tensors[0], tensors[0].data_ptr() != parts[0].__array_interface__["data"][0]
-    return torch.cat(tensors), True
+    if len({shape[1] for shape in shapes}) > 1:
+        raise EvaluationError(f"feature blocks must share one dimension d, got {shapes}")
+    parts = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in arrays]
+    owned = len(parts) == 1 and parts[0].data_ptr() != arrays[0].__array_interface__["data"][0]
+    return parts, owned
+
+
+def _stack_into(parts: Sequence[Tensor], owned: bool) -> tuple[Tensor, list[Tensor]]:
+    """A (n, d) float32 tensor for the stacked rows, and its row blocks matching `parts`: the
+    only part itself where it is `owned`, else a fresh torch allocation. (Not numpy's: numpy
+    asks for huge pages above 4 MB, and on the project's VM host a fresh huge page often costs
+    a fault-in by the host: the Market-scale space (158 MB) took 0.25-0.33 s in four of five
+    fresh processes that way, 0.06-0.08 s in 4 KB pages, which the writing threads fault.)"""
+    if owned:
+        return parts[0], [parts[0]]
+    out = torch.empty((sum(len(p) for p in parts), parts[0].shape[1]), dtype=torch.float32)
+    return out, list(out.split([len(p) for p in parts]))
 
 
 def matmul_nt(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
@@ -95,22 +109,27 @@ class ScoreSpace:
         with the only copy the space makes anyway)."""
         if metric not in DISTANCE_METRICS:
             raise EvaluationError(f"unknown distance {metric!r}; choose one of {DISTANCE_METRICS}")
-        raw, owned = _float_rows(features)
+        parts, owned = _float_parts(features)
         self.metric = metric
         self.device = resolve_device(device)
-        self.input_norms: Tensor | None = None
-        """(n,) float32 norms of the features before normalisation (cosine only): the
-        features are `z · input_norms` (up to rounding)."""
+        # One pass writes the stacked copy, already normalised or centred, from the parts.
+        stacked, blocks = _stack_into(parts, owned)
         if metric == "cosine":
-            z, norms = _unit_rows(raw, in_place=owned)
-            z, self.input_norms = z.to(self.device), norms.to(self.device)
+            norms = _row_norms(parts)
+            for part, block, part_norms in zip(
+                parts, blocks, norms.split([len(p) for p in parts]), strict=True
+            ):
+                torch.div(part, part_norms[:, None], out=block)
+            z = stacked.to(self.device)
             self.scale = 1.0
             self.bias = torch.zeros(z.shape[0], dtype=torch.float32, device=self.device)
         else:
             # Centring changes no distance but makes ‖z‖² small, so the products lose less
             # precision to cancellation than ‖x‖² + ‖y‖² − 2x·y on raw features.
-            mean = _coarse_mean(raw)
-            z = (raw.sub_(mean) if owned else raw - mean).to(self.device)
+            mean = _coarse_mean(parts)
+            for part, block in zip(parts, blocks, strict=True):
+                torch.sub(part, mean, out=block)
+            z = stacked.to(self.device)
             self.scale = 2.0
             self.bias = z.square().sum(1)
         self.z = z
@@ -126,8 +145,6 @@ class ScoreSpace:
         """The same space restricted to a range of rows (views of its tensors, no copy)."""
         part = copy.copy(self)
         part.z, part.bias, part.sq_norms = self.z[rows], self.bias[rows], self.sq_norms[rows]
-        if self.input_norms is not None:
-            part.input_norms = self.input_norms[rows]
         return part
 
     @property

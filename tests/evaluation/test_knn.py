@@ -185,22 +185,16 @@ def test_a_space_of_stacked_blocks_equals_one_of_the_stack(metric: str) -> None:
     np.testing.assert_array_equal(second, kept[1])
     part = stacked.part(slice(30, None))
     torch.testing.assert_close(part.z, whole.z[30:])
+    # One float64 block: its float32 copy is the space's own, normalised or centred in place.
+    converted = ScoreSpace(np.concatenate([first, second]), metric)  # type: ignore[arg-type]
+    torch.testing.assert_close(converted.z, whole.z)
 
 
-def test_a_cosine_space_keeps_the_norms_that_give_back_the_features() -> None:
-    rng = np.random.default_rng(10)
-    first, second = rng.standard_normal((30, 8)), 5 * rng.standard_normal((50, 8))
-    first[3] = 0.0  # a zero row stays zero either way
-    features = np.concatenate([first, second]).astype(np.float32)
-    space = ScoreSpace((first, second), "cosine")
-    assert space.input_norms is not None and ScoreSpace(features, "euclidean").input_norms is None
-    expected = np.linalg.norm(features.astype(np.float64), axis=1)
-    np.testing.assert_allclose(space.input_norms.numpy(), expected, rtol=1e-6, atol=1e-30)
-    rebuilt = space.z * space.input_norms[:, None]
-    np.testing.assert_allclose(rebuilt.numpy(), features, rtol=1e-6, atol=1e-7)
-    part = space.part(slice(30, None))
-    assert part.input_norms is not None
-    np.testing.assert_array_equal(part.input_norms.numpy(), space.input_norms.numpy()[30:])
+def test_blocks_of_different_widths_are_refused_with_their_shapes() -> None:
+    with pytest.raises(EvaluationError, match=r"one dimension d.*\(3, 8\).*\(2, 7\)"):
+        ScoreSpace((np.zeros((3, 8)), np.zeros((2, 7))), "cosine")
+    with pytest.raises(EvaluationError, match="2-d"):
+        ScoreSpace([], "cosine")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from reid_platform.errors import EvaluationError
-from reid_platform.evaluation import knn, knn_strip_maxima, knn_symmetric_search
+from reid_platform.evaluation import knn, knn_strip_maxima, knn_symmetric_search, query_expansion
 from reid_platform.evaluation.query_expansion import average_query_expansion
 
 
@@ -70,6 +70,24 @@ def test_matches_dense_loop_on_the_symmetric_search_path(monkeypatch: pytest.Mon
     assert len(answered) == 2 and all(result is not None for result in answered)
     np.testing.assert_allclose(got_q, expected_q, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(got_g, expected_g, rtol=1e-4, atol=1e-4)
+
+
+def test_means_in_blocks_over_both_inputs_leave_the_inputs_as_they_were(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Blocks of 7 rows straddle the query/gallery boundary (at 25); float64 column-major
+    # inputs are converted; the inputs are only read.
+    monkeypatch.setattr(query_expansion, "MEANS_BLOCK_ROWS", 7)
+    rng = np.random.default_rng(11)
+    q = np.asfortranarray(rng.standard_normal((25, 12)) + 1.0)
+    g = np.asfortranarray(rng.standard_normal((70, 12)) + 1.0)
+    kept = q.copy(), g.copy()
+    expected_q, expected_g = _dense_aqe(q, g, 2, 6, 3.0)
+    got_q, got_g = average_query_expansion(q, g, times=2, k=6)
+    np.testing.assert_allclose(got_q, expected_q, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got_g, expected_g, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(q, kept[0])
+    np.testing.assert_array_equal(g, kept[1])
 
 
 def test_zero_rounds_return_the_features() -> None:
