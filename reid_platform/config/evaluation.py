@@ -17,11 +17,16 @@ class RerankConfig(Section):
 
 
 class QueryExpansionConfig(Section):
-    """Average query expansion: `times` rounds over the top `k` neighbours weighted by α."""
+    """Average query expansion: `times` rounds over the top `k` neighbours weighted by α.
+
+    The defaults are FastReID's config defaults (`TEST.AQE.QE_TIME/QE_K/ALPHA` = 1, 5, 3.0), so
+    switching AQE on gives what it gives there; its `aqe()` function (and
+    `average_query_expansion`) default to k = 10.
+    """
 
     enabled: bool = False
     times: int = Field(1, ge=1)
-    k: int = Field(10, ge=1)
+    k: int = Field(5, ge=1)
     alpha: Float = Field(3.0, ge=0.0)
 
 

@@ -35,6 +35,10 @@ def test_minimal_config_fills_defaults(tmp_path: Path) -> None:
     assert config.data.train[0].root == "data/m"
     assert config.solver.optimizer.kind == "adam"
     assert config.model.backbone.name == "resnet50"
+    # Post-processing defaults are FastReID's config defaults (notes §3.4-3.5).
+    expansion, rerank = config.evaluation.query_expansion, config.evaluation.rerank
+    assert (expansion.times, expansion.k, expansion.alpha) == (1, 5, 3.0)
+    assert (rerank.k1, rerank.k2, rerank.lambda_value) == (20, 6, 0.3)
 
 
 def test_merge_is_deep_and_replaces_lists() -> None:
