@@ -35,12 +35,12 @@ def _coarse_mean(parts: Sequence[Tensor]) -> Tensor:
     return (torch.round(mean / step) * step).float()
 
 
-def _row_norms(parts: Sequence[Tensor]) -> Tensor:
-    """(n,) float32 L2 norms of the stacked rows, at least the smallest normal float (so that a
-    zero row divided by it stays zero); torch's norm is threaded and needs no (n, d) temporary
-    (numpy's took 0.5 s at Market scale)."""
-    norms = torch.cat([torch.linalg.vector_norm(part, dim=1) for part in parts])
-    return norms.clamp_(min=float(np.finfo(np.float32).tiny))
+def _unit_rows_into(part: Tensor, out: Tensor) -> None:
+    """out (n, d) ← the rows of `part` (n, d) scaled to unit length, zero rows staying zero
+    (divided by the smallest normal float); torch's norm is threaded and needs no (n, d)
+    temporary (numpy's took 0.5 s at Market scale). `out` may be `part` itself."""
+    norms = torch.linalg.vector_norm(part, dim=1, keepdim=True)
+    torch.div(part, norms.clamp_(min=float(np.finfo(np.float32).tiny)), out=out)
 
 
 def _float_parts(features: np.ndarray | Sequence[np.ndarray]) -> tuple[list[Tensor], bool]:
@@ -115,11 +115,8 @@ class ScoreSpace:
         # One pass writes the stacked copy, already normalised or centred, from the parts.
         stacked, blocks = _stack_into(parts, owned)
         if metric == "cosine":
-            norms = _row_norms(parts)
-            for part, block, part_norms in zip(
-                parts, blocks, norms.split([len(p) for p in parts]), strict=True
-            ):
-                torch.div(part, part_norms[:, None], out=block)
+            for part, block in zip(parts, blocks, strict=True):
+                _unit_rows_into(part, block)
             z = stacked.to(self.device)
             self.scale = 1.0
             self.bias = torch.zeros(z.shape[0], dtype=torch.float32, device=self.device)
