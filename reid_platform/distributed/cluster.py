@@ -8,13 +8,16 @@ from `RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`), else they 
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import ray
 from ray._raylet import Config as _RayConfig  # type: ignore[attr-defined]  # compiled, no stub
 from ray.exceptions import RayError
 
+from reid_platform.distributed.worker_scratch import remove_orphaned_scratch
 from reid_platform.errors import ReidError
 
 logger = logging.getLogger(__name__)
@@ -83,3 +86,6 @@ def ray_session(address: str | None, *, cpus_needed: int) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+        if address is None:
+            # Workers of the trials Tune stopped last were killed with their scratch folders.
+            remove_orphaned_scratch(Path(tempfile.gettempdir()))

@@ -10,7 +10,6 @@ our self-sharding P×K batch sampler (platform-facts §1.4).
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import ray.train.torch
 from torch import nn
 
 from reid_platform.config import ReidConfig
+from reid_platform.distributed.worker_scratch import worker_scratch
 from reid_platform.training.hooks import (
     EpochEnd,
     TrainingHooks,
@@ -147,12 +147,14 @@ def train_worker(loop_config: dict[str, Any]) -> TrainingOutcome | None:
     device = str(ray.train.torch.get_device()) if job.config.distributed.use_gpu else "cpu"
     placement = WorkerPlacement(rank=rank, world_size=world_size, device=device)
     train_fn = job.train_fn or _loop_train()
-    with _resume_directory() as resume, tempfile.TemporaryDirectory(prefix="reid-train-") as work:
+    # Not a TemporaryDirectory: Tune kills the workers of a stopped trial, and their scratch
+    # (the last checkpoint) would stay on disk for good; see worker_scratch.
+    with _resume_directory() as resume, worker_scratch() as work:
         outcome = train_fn(
             job.config,
             placement=placement,
             hooks=RayReportHooks(rank),
-            work_dir=Path(work),
+            work_dir=work,
             resume_from=Path(resume) if resume is not None else None,
             wrap_model=model_wrapper(job.config, world_size),
         )
