@@ -87,5 +87,13 @@ def ray_session(address: str | None, *, cpus_needed: int) -> Iterator[None]:
     finally:
         ray.shutdown()
         if address is None:
-            # Workers of the trials Tune stopped last were killed with their scratch folders.
-            remove_orphaned_scratch(Path(tempfile.gettempdir()))
+            _remove_orphaned_scratch()
+
+
+def _remove_orphaned_scratch() -> None:
+    """The workers of the trials Tune stopped last were killed with their scratch folders;
+    a failure here is logged, never raised over the search's own outcome."""
+    try:
+        remove_orphaned_scratch(Path(tempfile.gettempdir()))
+    except OSError as error:
+        logger.warning("could not remove stopped workers' scratch folders: %s", error)
