@@ -8,6 +8,7 @@ back once per log and once per epoch.
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ Objective = Callable[[Any, Tensor], dict[str, Tensor]]
 
 TOTAL = "loss"
 """The key of the summed loss in progress logs."""
+
+_SCHEDULER_BEFORE_OPTIMIZER = r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +70,11 @@ class TrainingStep:
             parameters=self.bare.parameters(),
             max_grad_norm=self.solver.max_grad_norm,
         )
-        self.solver.scheduler.step()
+        with warnings.catch_warnings():
+            # When the fp16 scaler skipped the step (overflow), torch warns that the schedule
+            # steps ahead of the optimizer; ours is a function of the iteration by design.
+            warnings.filterwarnings("ignore", _SCHEDULER_BEFORE_OPTIMIZER, UserWarning)
+            self.solver.scheduler.step()
         values = torch.stack([total.detach(), *(v.detach().float() for v in terms.values())])
         return values, list(terms)
 

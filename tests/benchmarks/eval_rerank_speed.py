@@ -4,12 +4,15 @@
     python tests/benchmarks/eval_rerank_speed.py --baseline-subset 1000   # classic on a subset
     python tests/benchmarks/eval_rerank_speed.py --msmt           # MSMT17 scale, ours only
     python tests/benchmarks/eval_rerank_speed.py --isotropic      # full-rank random features
+    python tests/benchmarks/eval_rerank_speed.py --device cuda --skip-baseline   # ours on a GPU
 
 Each method runs in its own spawned process, so the peak RSS printed (ru_maxrss) is that
 method's alone (it includes the process's copy of the features). The classic re-ranking is the
 published numpy algorithm (several dense N × N matrices: ~10 GB and about a minute at Market
 scale); with `--baseline-subset Q` it and ours are both run on the first Q queries and
-proportionally many gallery items, and the full-size run is ours only.
+proportionally many gallery items, and the full-size run is ours only. With `--device cuda`
+ours runs on the GPU (CUDA is started before the clock, as a model would have started it) and
+its peak GPU memory is printed too; the classic and dense baselines stay numpy/CPU ones.
 """
 
 import argparse
@@ -93,14 +96,18 @@ def dense_aqe(q: np.ndarray, g: np.ndarray, k: int = 10, alpha: float = 3.0) -> 
     return out[: len(q)], out[len(q) :]
 
 
-def _child(name: str, case_args: tuple, metric: str, pipe: Any) -> None:
+def _child(name: str, case_args: tuple, metric: str, device: str, pipe: Any) -> None:
     case = _build_case(*case_args)
+    q, g = case.q_feats, case.g_feats
     fn: Callable[[], Any] = {
-        "ours": lambda: k_reciprocal_rerank(case.q_feats, case.g_feats, metric=metric),  # type: ignore[arg-type]
-        "classic": lambda: classic_from_features(case.q_feats, case.g_feats, metric),
-        "aqe_ours": lambda: average_query_expansion(case.q_feats, case.g_feats),
-        "aqe_dense": lambda: dense_aqe(case.q_feats, case.g_feats),
+        "ours": lambda: k_reciprocal_rerank(q, g, metric=metric, device=device),  # type: ignore[arg-type]
+        "classic": lambda: classic_from_features(q, g, metric),
+        "aqe_ours": lambda: average_query_expansion(q, g, device=device),
+        "aqe_dense": lambda: dense_aqe(q, g),
     }[name]
+    on_gpu = device.startswith("cuda") and name in ("ours", "aqe_ours")
+    if on_gpu:
+        torch.zeros(1, device=device)  # CUDA's start-up is the model's cost, not ours
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     load = os.getloadavg()[0]  # other work on the machine slows every timing
     start, cpu = time.perf_counter(), time.process_time()
@@ -114,6 +121,8 @@ def _child(name: str, case_args: tuple, metric: str, pipe: Any) -> None:
         "base_mb": before / 1024,
         "load": load,
     }
+    if on_gpu:
+        summary["gpu_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     if name in ("ours", "classic"):
         ranking = evaluate_ranking(result, case.q_pids, case.g_pids, case.q_camids, case.g_camids)
         summary["mAP"] = ranking.mAP
@@ -141,10 +150,10 @@ def _build_case(kind: str, subset: int | None) -> EvalCase:
     )  # fmt: skip
 
 
-def run(name: str, case_args: tuple, metric: str) -> dict:
+def run(name: str, case_args: tuple, metric: str, device: str = "cpu") -> dict:
     context = mp.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(name, case_args, metric, sender))
+    process = context.Process(target=_child, args=(name, case_args, metric, device, sender))
     process.start()
     summary = receiver.recv()
     process.join()
@@ -153,6 +162,8 @@ def run(name: str, case_args: tuple, metric: str) -> dict:
 
 def _line(label: str, summary: dict) -> str:
     extra = "".join(f"  {key} {summary[key]:.4f}" for key in ("mAP", "rank1") if key in summary)
+    if "gpu_peak_mb" in summary:
+        extra += f"  peak GPU memory {summary['gpu_peak_mb']:.0f} MB"
     return (
         f"  {label:<26} {summary['seconds']:8.2f} s wall  {summary['cpu']:8.2f} s cpu  "
         f"peak RSS {summary['peak_mb']:7.0f} MB (before the call {summary['base_mb']:.0f} MB)"
@@ -178,18 +189,20 @@ def main() -> None:
     parser.add_argument("--metric", default="cosine")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-aqe", action="store_true")
+    parser.add_argument("--device", default="cpu", help="where ours runs: cpu or cuda")
     args = parser.parse_args()
     kind = "msmt" if args.msmt else "isotropic" if args.isotropic else "market"
     print(
-        f"{kind} case, metric {args.metric}, torch threads {torch.get_num_threads()}, "
+        f"{kind} case, metric {args.metric}, ours on {args.device}, "
+        f"torch threads {torch.get_num_threads()}, "
         f"fp32 matmul {matmul_gflops():.0f} GFLOPS now (about 135 on this machine when idle)"
     )
-    ours = run("ours", (kind, None), args.metric)
+    ours = run("ours", (kind, None), args.metric, args.device)
     print(_line("re-ranking (ours)", ours))
     if not (args.msmt or args.skip_baseline):
         subset = args.baseline_subset
         if subset is not None:
-            ours_subset = run("ours", (kind, subset), args.metric)
+            ours_subset = run("ours", (kind, subset), args.metric, args.device)
             print(_line(f"re-ranking (ours, {subset} q)", ours_subset))
         classic = run("classic", (kind, subset), args.metric)
         label = "classic" if subset is None else f"classic ({subset} q)"
@@ -198,7 +211,7 @@ def main() -> None:
         print(f"  speed-up {classic['seconds'] / reference['seconds']:.1f}x, "
               f"|ΔmAP| {abs(classic['mAP'] - reference['mAP']):.2e}")  # fmt: skip
     if not args.skip_aqe:
-        aqe = run("aqe_ours", (kind, None), args.metric)
+        aqe = run("aqe_ours", (kind, None), args.metric, args.device)
         print(_line("query expansion (ours)", aqe))
         if not args.msmt:
             dense = run("aqe_dense", (kind, None), args.metric)

@@ -94,16 +94,21 @@ def test_matches_classic_algorithm_on_random_features(
         assert _mean_ap(got, pids_q, pids_g) == pytest.approx(_mean_ap(expected, pids_q, pids_g))
 
 
-@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_matches_classic_algorithm_on_the_low_rank_search_path(metric: str) -> None:
-    # 400 gallery rows of 512-d features with a low-rank structure: the gallery neighbour
-    # search takes the certified low-rank path rather than brute force.
+def _clustered_low_rank() -> tuple[np.ndarray, np.ndarray]:
+    """(440, 512) float32 features of 60 ids in a 32-d latent space, and their (440,) ids."""
     rng = np.random.default_rng(11)
     centres = rng.standard_normal((60, 32))
     ids = rng.integers(0, 60, 440)
     latent = centres[ids] + 0.6 * rng.standard_normal((440, 32))
     features = latent @ rng.standard_normal((32, 512)) + 0.05 * rng.standard_normal((440, 512))
-    features = features.astype(np.float32)
+    return features.astype(np.float32), ids
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_matches_classic_algorithm_on_the_low_rank_search_path(metric: str) -> None:
+    # 400 gallery rows of 512-d features with a low-rank structure: the gallery neighbour
+    # search takes the certified low-rank path rather than brute force.
+    features, ids = _clustered_low_rank()
     q, g = features[:40], features[40:]
     expected = _classic(q, g, metric, 20, 6, 0.3)
     got = k_reciprocal_rerank(q, g, metric=metric)  # type: ignore[arg-type]
@@ -146,3 +151,17 @@ def test_gpu_path_matches_classic() -> None:
     g = rng.standard_normal((60, 16)).astype(np.float32)
     got = k_reciprocal_rerank(q, g, metric="euclidean", device="cuda")
     np.testing.assert_allclose(got, _classic(q, g, "euclidean", 20, 6, 0.3), atol=2e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("metric", ["cosine", "euclidean_squared"])
+def test_gpu_path_matches_classic_where_the_cpu_takes_the_low_rank_path(metric: str) -> None:
+    features, ids = _clustered_low_rank()
+    q, g = features[:40], features[40:]
+    expected = _classic(q, g, metric, 20, 6, 0.3)
+    got = k_reciprocal_rerank(q, g, metric=metric, device="cuda")  # type: ignore[arg-type]
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    assert _mean_ap(got, ids[:40], ids[40:]) == pytest.approx(
+        _mean_ap(expected, ids[:40], ids[40:])
+    )

@@ -78,6 +78,14 @@ def test_finite_losses_pass() -> None:
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+def _constant_layer(device: torch.device) -> nn.Linear:
+    """Linear(8, 4) with every weight 0.5 and no bias: an input of ones gives outputs of 4."""
+    layer = nn.Linear(8, 4, bias=False).to(device)
+    with torch.no_grad():
+        layer.weight.fill_(0.5)
+    return layer
+
+
 @pytest.mark.gpu
 @needs_cuda
 @pytest.mark.parametrize(
@@ -85,16 +93,35 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 )
 def test_amp_on_cuda_autocasts_and_scales_only_fp16(dtype, torch_dtype) -> None:
     device = torch.device("cuda")
-    layer = nn.Linear(8, 4).to(device)
+    layer = _constant_layer(device)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
     precision = MixedPrecision(device=device, amp=True, dtype=dtype)
     assert precision.enabled
     assert precision.scaler.is_enabled() == (dtype == "fp16")
-    before = layer.weight.detach().clone()
     with precision.autocast():
         out = layer(torch.ones(2, 8, device=device))
     assert out.dtype == torch_dtype
+    # d loss / d out = 1e-3, × the scaler's start scale 2^16 = 65.5: representable in fp16.
+    precision.backward(1e-3 * out.float().sum())
+    norm = precision.step(optimizer, parameters=layer.parameters(), max_grad_norm=100.0)
+    # Every weight's true gradient is 1e-3 × 2 rows × input 1: the norm of 32 of them.
+    assert norm is not None and float(norm) == pytest.approx(2e-3 * 32**0.5, rel=1e-2)
+    assert torch.allclose(layer.weight, torch.full_like(layer.weight, 0.5 - 0.1 * 2e-3))
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_an_fp16_step_whose_scaled_gradients_overflow_is_skipped_and_the_scale_halved() -> None:
+    device = torch.device("cuda")
+    layer = _constant_layer(device)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    precision = MixedPrecision(device=device, amp=True, dtype="fp16")
+    start_scale = precision.scaler.get_scale()
+    with precision.autocast():
+        out = layer(torch.ones(2, 8, device=device))
+    # d loss / d out = 2 × 4 = 8, × 2^16 = 524,288: beyond fp16's largest value (65,504).
     precision.backward(out.float().pow(2).sum())
     norm = precision.step(optimizer, parameters=layer.parameters(), max_grad_norm=1.0)
-    assert norm is not None and torch.isfinite(norm)
-    assert not torch.equal(before, layer.weight.detach())
+    assert norm is not None and not torch.isfinite(norm)
+    assert torch.equal(layer.weight, torch.full_like(layer.weight, 0.5))
+    assert precision.scaler.get_scale() == start_scale / 2

@@ -66,9 +66,14 @@ def _check_known(name: str) -> None:
 def _native_layout(name: str) -> tuple[int | None, bool]:
     """(output stride of the last feature map or None if unknown, whether it is ViT-like).
 
-    Built on the meta device: no memory, no weight init.
+    Built on the meta device (no memory, no weight init) where the constructor allows it; some
+    compute with tensors while building (timm's RegNet calls `torch.unique`, which has no meta
+    kernel in torch 2.11), and those are built on the CPU.
     """
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            probe = timm.create_model(name, pretrained=False)
+    except NotImplementedError:
         probe = timm.create_model(name, pretrained=False)
     feature_info = getattr(probe, "feature_info", None)
     reduction = int(feature_info[-1]["reduction"]) if feature_info else None

@@ -6,7 +6,7 @@ from torch import nn
 
 from reid_platform.config.model import BackboneConfig
 from reid_platform.errors import ConfigError
-from reid_platform.modeling.backbones import build_backbone
+from reid_platform.modeling.backbones import build_backbone, timm_bridge
 from reid_platform.modeling.backbones.resnest import ResNeStBackbone
 
 
@@ -47,3 +47,21 @@ def test_syncbn_converts_every_batch_norm() -> None:
     assert isinstance(backbone.get_submodule("layer1.0.bn1.BN"), nn.SyncBatchNorm)
     with torch.no_grad():
         assert backbone.eval()(torch.randn(1, 3, 64, 32)).shape == (1, 512, 4, 2)
+
+
+def test_a_timm_model_that_cannot_be_built_on_meta_is_probed_on_the_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As timm's RegNet under torch 2.11: its constructor runs an op without a meta kernel.
+    create_model = timm_bridge.timm.create_model
+
+    def no_meta_kernels(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if torch.empty(0).device.type == "meta":
+            raise NotImplementedError("aten::_unique2: no meta kernel")
+        return create_model(*args, **kwargs)
+
+    expected = timm_bridge._native_layout("resnet18")
+    monkeypatch.setattr(timm_bridge.timm, "create_model", no_meta_kernels)
+    assert timm_bridge._native_layout("resnet18") == expected == (32, False)
+    backbone = build_backbone(BackboneConfig(name="timm:resnet18", last_stride=1))
+    assert backbone(torch.zeros(1, 3, 64, 32)).shape[-2:] == (4, 2)
