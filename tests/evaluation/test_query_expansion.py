@@ -41,12 +41,25 @@ def test_matches_dense_loop(times: int, k: int, alpha: float) -> None:
     np.testing.assert_allclose(got_g, expected_g, rtol=1e-4, atol=1e-5)
 
 
-def test_matches_dense_loop_on_the_low_rank_search_path() -> None:
+ON_GPU = pytest.param(
+    "cuda",
+    marks=[
+        pytest.mark.gpu,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+    ],
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", ON_GPU])
+@pytest.mark.parametrize("times", [1, 2])
+def test_matches_dense_loop_on_the_low_rank_search_path(times: int, device: str) -> None:
+    # On the CPU the neighbour search takes the low-rank path; on a GPU, brute force.
     rng = np.random.default_rng(7)
     features = rng.standard_normal((500, 16)) @ rng.standard_normal((16, 512)) + 2.0
     features = (features + 0.02 * rng.standard_normal((500, 512))).astype(np.float32)
-    expected_q, expected_g = _dense_aqe(features[:50], features[50:], 1, 10, 3.0)
-    got_q, got_g = average_query_expansion(features[:50], features[50:])
+    expected_q, expected_g = _dense_aqe(features[:50], features[50:], times, 10, 3.0)
+    got_q, got_g = average_query_expansion(features[:50], features[50:], times=times, device=device)
+    assert got_q.dtype == np.float32 and isinstance(got_q, np.ndarray)
     np.testing.assert_allclose(got_q, expected_q, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(got_g, expected_g, rtol=1e-4, atol=1e-4)
 
@@ -110,17 +123,3 @@ def test_cuda_request_without_gpu_is_a_clear_error() -> None:
     q = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     with pytest.raises(EvaluationError, match="CUDA"):
         average_query_expansion(q, q, device="cuda")
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("times", [1, 2])
-def test_gpu_path_matches_dense_loop(times: int) -> None:
-    rng = np.random.default_rng(9)
-    features = rng.standard_normal((500, 16)) @ rng.standard_normal((16, 512)) + 2.0
-    features = (features + 0.02 * rng.standard_normal((500, 512))).astype(np.float32)
-    expected_q, expected_g = _dense_aqe(features[:50], features[50:], times, 10, 3.0)
-    got_q, got_g = average_query_expansion(features[:50], features[50:], times=times, device="cuda")
-    assert got_q.dtype == np.float32 and isinstance(got_q, np.ndarray)
-    np.testing.assert_allclose(got_q, expected_q, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(got_g, expected_g, rtol=1e-4, atol=1e-4)

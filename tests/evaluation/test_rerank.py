@@ -104,14 +104,24 @@ def _clustered_low_rank() -> tuple[np.ndarray, np.ndarray]:
     return features.astype(np.float32), ids
 
 
-@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_matches_classic_algorithm_on_the_low_rank_search_path(metric: str) -> None:
-    # 400 gallery rows of 512-d features with a low-rank structure: the gallery neighbour
-    # search takes the certified low-rank path rather than brute force.
+ON_GPU = pytest.param(
+    "cuda",
+    marks=[
+        pytest.mark.gpu,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+    ],
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", ON_GPU])
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "euclidean_squared"])
+def test_matches_classic_algorithm_on_the_low_rank_search_path(metric: str, device: str) -> None:
+    # 400 gallery rows of 512-d features with a low-rank structure: on the CPU the gallery
+    # neighbour search takes the certified low-rank path rather than brute force.
     features, ids = _clustered_low_rank()
     q, g = features[:40], features[40:]
     expected = _classic(q, g, metric, 20, 6, 0.3)
-    got = k_reciprocal_rerank(q, g, metric=metric)  # type: ignore[arg-type]
+    got = k_reciprocal_rerank(q, g, metric=metric, device=device)  # type: ignore[arg-type]
     np.testing.assert_allclose(got, expected, atol=2e-6)
     assert _mean_ap(got, ids[:40], ids[40:]) == pytest.approx(
         _mean_ap(expected, ids[:40], ids[40:])
@@ -151,17 +161,3 @@ def test_gpu_path_matches_classic() -> None:
     g = rng.standard_normal((60, 16)).astype(np.float32)
     got = k_reciprocal_rerank(q, g, metric="euclidean", device="cuda")
     np.testing.assert_allclose(got, _classic(q, g, "euclidean", 20, 6, 0.3), atol=2e-6)
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("metric", ["cosine", "euclidean_squared"])
-def test_gpu_path_matches_classic_where_the_cpu_takes_the_low_rank_path(metric: str) -> None:
-    features, ids = _clustered_low_rank()
-    q, g = features[:40], features[40:]
-    expected = _classic(q, g, metric, 20, 6, 0.3)
-    got = k_reciprocal_rerank(q, g, metric=metric, device="cuda")  # type: ignore[arg-type]
-    np.testing.assert_allclose(got, expected, atol=2e-6)
-    assert _mean_ap(got, ids[:40], ids[40:]) == pytest.approx(
-        _mean_ap(expected, ids[:40], ids[40:])
-    )
