@@ -41,16 +41,6 @@ def test_matches_dense_loop(times: int, k: int, alpha: float) -> None:
     np.testing.assert_allclose(got_g, expected_g, rtol=1e-4, atol=1e-5)
 
 
-ON_GPU = pytest.param(
-    "cuda",
-    marks=[
-        pytest.mark.gpu,
-        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-    ],
-)
-
-
-@pytest.mark.parametrize("device", ["cpu", ON_GPU])
 @pytest.mark.parametrize("times", [1, 2])
 def test_matches_dense_loop_on_the_low_rank_search_path(times: int, device: str) -> None:
     # On the CPU the neighbour search takes the low-rank path; on a GPU, brute force.

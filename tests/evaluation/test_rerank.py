@@ -104,16 +104,6 @@ def _clustered_low_rank() -> tuple[np.ndarray, np.ndarray]:
     return features.astype(np.float32), ids
 
 
-ON_GPU = pytest.param(
-    "cuda",
-    marks=[
-        pytest.mark.gpu,
-        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-    ],
-)
-
-
-@pytest.mark.parametrize("device", ["cpu", ON_GPU])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "euclidean_squared"])
 def test_matches_classic_algorithm_on_the_low_rank_search_path(metric: str, device: str) -> None:
     # 400 gallery rows of 512-d features with a low-rank structure: on the CPU the gallery
