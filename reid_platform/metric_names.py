@@ -68,3 +68,13 @@ def test_metric(eval_name: str, dataset: str | None = None) -> str:
 
 
 test_metric.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
+
+TEACHER_PREFIX = "teacher/"
+"""A distillation run's teacher, logged on the distillation run next to the student's own
+metrics: `teacher/eval/mAP` (re-measured on the validation split before training),
+`teacher/test/mAP`, `teacher/model/params`, `teacher/export/latency_ms` (from its run)."""
+
+
+def teacher_metric(name: str) -> str:
+    """`eval/mAP` → `teacher/eval/mAP`."""
+    return f"{TEACHER_PREFIX}{name}"

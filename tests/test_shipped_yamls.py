@@ -68,6 +68,7 @@ SPACE_EXPERIMENTS = {
     "quickstart": ("quickstart",),
     "architecture": ("bot_r50", "agw_r50", "sbs_r50"),
     "loss_margins": ("bot_r50", "agw_r50", "sbs_r50", "quickstart"),
+    "distill": ("distill_quickstart",),
 }
 
 

@@ -19,12 +19,12 @@ from reid_platform.cli import (
     fetch_command,
     import_commands,
     metrics_command,
+    promote_command,
     search_command,
     train_command,
 )
+from reid_platform.cli.tracking_default import DEFAULT_TRACKING_URI
 from reid_platform.errors import ReidError
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.register(commands, common)
     search_command.register(commands, common)
     compare_command.register(commands, common)
+    promote_command.register(commands, common)
     export_command.register(commands, common)
     fetch_command.register(commands, common)
     return parser

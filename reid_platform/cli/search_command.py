@@ -7,6 +7,7 @@ against it, the tracking store and the dataset.
 import argparse
 import logging
 import shlex
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="search architectures and losses with Ray Tune + Optuna (one MLflow run per trial)",
     )
     command.add_argument("config", help="experiment YAML (the base of every trial)")
+    command.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotted overrides of the base config (e.g. distillation.teacher_run_id=RUN_ID)",
+    )
     command.add_argument("--space", required=True, metavar="SPACE", help="search-space YAML")
     command.add_argument(
         "--num-samples", type=_positive, metavar="N", help="trials to run (default: the space's)"
@@ -73,7 +80,8 @@ def new_search_name(experiment: str) -> str:
 
 def resume_command(args: argparse.Namespace, name: str) -> str:
     """The exact command that continues this search."""
-    argv = ["reid", "search", args.config, "--space", args.space, "--name", name, "--resume"]
+    argv = ["reid", "search", args.config, *args.overrides]
+    argv += ["--space", args.space, "--name", name, "--resume"]
     argv += ["--tracking-uri", args.tracking_uri]
     if args.address:
         argv += ["--address", args.address]
@@ -154,7 +162,7 @@ def _checked_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
         raise ReidError("--resume needs --name, the name of the search to continue")
     if args.resume and args.num_samples is not None:
         raise ReidError("--num-samples cannot change a search being resumed")
-    base = load_config(args.config, [])
+    base = load_config(args.config, args.overrides)
     space = load_search_space(args.space)
     if args.num_samples is not None:
         space = space.model_copy(update={"num_samples": args.num_samples})
@@ -164,6 +172,20 @@ def _checked_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
 
         open_optuna_storage(space.optuna_storage)
     return base, space
+
+
+def _pinned_teacher(reference: Any, args: argparse.Namespace) -> dict[str, str]:
+    """A distillation search's teacher, checked once before any trial (as `reid train` checks
+    it); → {run id: pinned SHA-256} of the model files its trials fetch."""
+    if not reference.distillation.enabled:
+        return {}
+    from reid_platform.workflows.teacher_check import check_teacher
+
+    with tempfile.TemporaryDirectory(prefix="reid-teacher-") as scratch:
+        check = check_teacher(
+            reference, tracking_uri=args.tracking_uri, working_dir=Path.cwd(), scratch=Path(scratch)
+        )
+    return check.models.sha256_by_run()
 
 
 def _say_how_to_resume(args: argparse.Namespace, name: str) -> None:
@@ -187,6 +209,7 @@ def search_command(args: argparse.Namespace) -> int:
     # Generates the synthetic benchmark on first use, and names a missing dataset folder here,
     # before any trial starts.
     build_data(reference.data)
+    model_sha256 = _pinned_teacher(reference, args)
     name = args.name or new_search_name(base.tracking.experiment)
     objectives = [objective.metric for objective in space.objectives]
     launch = SearchLaunch(
@@ -198,6 +221,7 @@ def search_command(args: argparse.Namespace) -> int:
         config_path=args.config,
         space_path=args.space,
         progress=ProgressTable(objective=objectives[0]),
+        model_sha256=model_sha256,
     )
     try:
         outcome = run_search(base, space, launch)

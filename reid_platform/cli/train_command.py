@@ -3,6 +3,7 @@
 import argparse
 import logging
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,9 @@ from reid_platform.errors import ReidError
 from reid_platform.training.hooks import TrainingOutcome
 
 if TYPE_CHECKING:
+    from reid_platform.tracking.model_files import PinnedModels
     from reid_platform.tracking.runs import RunStatus
+    from reid_platform.workflows.teacher_check import TeacherCheck
 
 logger = logging.getLogger(__name__)
 
@@ -100,26 +103,31 @@ def summary_table(done: FinishedRun, max_epochs: int) -> Table:
     return table
 
 
-def _cpus_needed(config: ReidConfig) -> int:
-    return config.distributed.num_workers * config.distributed.cpus_per_worker
-
-
-def _train(config: ReidConfig, args: argparse.Namespace, run_id: str) -> TrainingOutcome:
+def _train(
+    config: ReidConfig, args: argparse.Namespace, run_id: str, models: "PinnedModels | None"
+) -> TrainingOutcome:
     # Ray is imported here: `reid --help` and the other commands stay fast.
-    from reid_platform.distributed.callbacks import MlflowReportCallback
-    from reid_platform.distributed.cluster import ray_session
-    from reid_platform.distributed.trainer import TrainingLaunch, build_trainer, fit
+    from reid_platform.distributed.training_run import run_tracked_training
 
-    assert config.tracking.run_name is not None
-    from reid_platform.tracking.connection import absolute_tracking_uri
+    return run_tracked_training(
+        config,
+        run_id=run_id,
+        tracking_uri=args.tracking_uri,
+        working_dir=Path.cwd(),
+        address=args.address,
+        models=models,
+    )
 
-    launch = TrainingLaunch(run_name=config.tracking.run_name, working_dir=Path.cwd())
-    # The Train controller logs from its own working directory, where a relative sqlite path
-    # would open another database.
-    tracking_uri = absolute_tracking_uri(args.tracking_uri, launch.working_dir)
-    callback = MlflowReportCallback(tracking_uri=tracking_uri, run_id=run_id)
-    with ray_session(args.address, cpus_needed=_cpus_needed(config)):
-        return fit(build_trainer(config, launch, callbacks=[callback]))
+
+def _teacher(config: ReidConfig, args: argparse.Namespace, scratch: Path) -> "TeacherCheck | None":
+    """A distillation config's teacher, pinned and checked before any run is opened."""
+    if not config.distillation.enabled:
+        return None
+    from reid_platform.workflows.teacher_check import check_teacher
+
+    return check_teacher(
+        config, tracking_uri=args.tracking_uri, working_dir=Path.cwd(), scratch=scratch
+    )
 
 
 def _close(tracking_uri: str, run_id: str, status: "RunStatus") -> None:
@@ -135,6 +143,7 @@ def _close(tracking_uri: str, run_id: str, status: "RunStatus") -> None:
 def train_command(args: argparse.Namespace) -> int:
     from reid_platform.distributed.trainer import check_device
     from reid_platform.tracking.connection import check_tracking_store
+    from reid_platform.tracking.distill_runs import record_teacher
     from reid_platform.tracking.runs import finish_run, open_training_run
 
     started = time.perf_counter()
@@ -146,16 +155,28 @@ def train_command(args: argparse.Namespace) -> int:
     # Generates the synthetic benchmark on first use and names a missing dataset folder in one
     # sentence here, before any Ray worker starts.
     build_data(config.data)
+    with tempfile.TemporaryDirectory(prefix="reid-teacher-") as scratch:
+        teacher = _teacher(config, args, Path(scratch))
     tracked = open_training_run(
         tracking_uri=args.tracking_uri,
         experiment=config.tracking.experiment,
         run_name=run_name,
         config=config,
+        kind="distill" if teacher is not None else "train",
     )
     verb = "resuming" if tracked.resumed else "starting"
     logger.info("%s run %s (MLflow run %s)", verb, run_name, tracked.run_id)
     try:
-        outcome = _train(config, args, tracked.run_id)
+        if teacher is not None:
+            record_teacher(
+                args.tracking_uri,
+                tracked.run_id,
+                teacher_run_id=config.distillation.teacher_run_id,
+                sha256=teacher.sha256,
+                search_run_id=None,
+                metrics=teacher.metrics,
+            )
+        outcome = _train(config, args, tracked.run_id, teacher.models if teacher else None)
     except KeyboardInterrupt:
         _close(args.tracking_uri, tracked.run_id, "KILLED")
         logger.info("run %s interrupted: relaunch with --run-name %s to resume", run_name, run_name)

@@ -1,16 +1,92 @@
-"""Knowledge distillation: a teacher checkpoint and the distillation loss terms."""
+"""Knowledge distillation (FastReID paper §6, Eq. 10): `L = L_reid + w_logit·L_logit + α·L_PKT`.
 
-from pydantic import Field
+`L_reid` is the student's own `losses.*` and always stays on. The teacher is a model file: the
+`checkpoints/model.pt` of an MLflow run (`teacher_run_id`, set by `reid promote`) or a local
+file (`teacher_weights`). It is rebuilt from the config stored in that file, never from this one.
 
-from reid_platform.config.base import Float, Section
+Default weights, and why (measured, see README "Distillation"):
+- `logit.weight = 1`: the gradient of the mean-L1 term with respect to one sample's class
+  scores has L1 norm exactly 1/B, whatever the class count or the classifier scale, the same
+  order as cross-entropy's (≤ 2/B); so weight 1 balances them for 48 or 751 classes, linear or
+  s = 64 cosine heads.
+- `pkt.weight = 300`: the shifted cosine kernel is flat (every entry between ½ and 1), so PKT's
+  KL per anchor is tiny: about 1e-2 for an unrelated student at batch 64, 0 for a perfect one.
+  ×300 makes it about 3 at the start, comparable to cross-entropy (≈ ln C ≈ 4), as
+  RepDistiller's calibration does (its 30000 over B² entries ≈ 470 per anchor-mean at B = 64).
+  The weight 1 of earlier configs made PKT contribute ≈ 0.01: off in all but name.
+"""
+
+from typing import ClassVar, Literal, Self
+
+from pydantic import Field, model_validator
+
+from reid_platform.config.base import Float, Section, VariantSection
+
+
+class SymmetricKLOptions(Section):
+    """FastReID's "JS-div": (KL(p_t‖p_s) + KL(p_s‖p_t)) / 2 at `temperature`, × T²."""
+
+    temperature: Float = Field(16.0, gt=0.0)
+
+
+class LogitDistillationConfig(VariantSection):
+    """The logit term on the margin-free class scores (`ModelOutput.class_scores`).
+
+    `l1` is the paper's Eq. 8 (mean over batch × classes); `jsdiv` FastReID's shipped variant,
+    for reproducing FastDistill; `none` turns the term off (PKT alone then needs no shared
+    classes with the teacher).
+    """
+
+    variant_blocks: ClassVar[tuple[str, ...]] = ("jsdiv",)
+    kind: Literal["l1", "jsdiv", "none"] = "l1"
+    weight: Float = Field(1.0, ge=0.0)
+    jsdiv: SymmetricKLOptions = SymmetricKLOptions()
+
+    @property
+    def active(self) -> bool:
+        return self.kind != "none" and self.weight > 0
+
+
+class PKTConfig(Section):
+    """Probabilistic knowledge transfer (Eq. 9 as corrected in the README) on the retrieval
+    embeddings; `weight` is α of Eq. 10, 0 turns it off."""
+
+    weight: Float = Field(300.0, ge=0.0)
+
+    @property
+    def active(self) -> bool:
+        return self.weight > 0
 
 
 class DistillationConfig(Section):
-    """Off unless `enabled`; the teacher comes from a run (`reid promote`) or a weights file."""
+    """Off unless `enabled`; the teacher is a run's model file or a local one (not both).
+
+    teacher_mode: `eval` (default: BN running statistics frozen, the teacher's state never
+        changes) or `train` (FastReID's Distiller: BN uses batch statistics and updates the
+        teacher's running statistics; its weights still never change).
+    student_init_run_id: start the student from that run's `checkpoints/model.pt` (its model
+        section must equal this config's) instead of `model.backbone.pretrained`.
+    """
 
     enabled: bool = False
-    teacher_run_id: str | None = None
-    teacher_weights: str | None = None
-    logit_l1_weight: Float = Field(1.0, ge=0.0)
-    pkt_weight: Float = Field(1.0, ge=0.0)
-    temperature: Float = Field(1.0, gt=0.0)
+    teacher_run_id: str | None = Field(None, min_length=1)
+    teacher_weights: str | None = Field(None, min_length=1)
+    teacher_mode: Literal["eval", "train"] = "eval"
+    student_init_run_id: str | None = Field(None, min_length=1)
+    logit: LogitDistillationConfig = LogitDistillationConfig()
+    pkt: PKTConfig = PKTConfig()
+
+    @model_validator(mode="after")
+    def _one_teacher(self) -> Self:
+        if self.teacher_run_id is not None and self.teacher_weights is not None:
+            raise ValueError("give either teacher_run_id or teacher_weights, not both")
+        if self.enabled and not (self.logit.active or self.pkt.active):
+            raise ValueError(
+                "distillation is enabled but both of its terms are off "
+                "(logit.kind none or weight 0, and pkt.weight 0)"
+            )
+        return self
+
+    @property
+    def has_teacher(self) -> bool:
+        return self.teacher_run_id is not None or self.teacher_weights is not None

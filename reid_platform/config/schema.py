@@ -1,6 +1,8 @@
 """The root config: one typed section per stage of the pipeline, plus the seed."""
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 
 from reid_platform.config.base import Section
 from reid_platform.config.data import DataConfig
@@ -31,3 +33,21 @@ class ReidConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
     distributed: DistributedConfig = DistributedConfig()
     distillation: DistillationConfig = DistillationConfig()
+
+    @model_validator(mode="after")
+    def _distillation_keeps_reid_losses(self) -> Self:
+        # FastReID's maintainer (fast-reid#422): without the student's own re-id loss,
+        # distillation trains poorly; Eq. 10 always includes it.
+        losses = self.losses
+        terms = (
+            losses.cross_entropy,
+            losses.triplet,
+            losses.pairwise_circle,
+            losses.pairwise_cosface,
+        )
+        if self.distillation.enabled and not any(t.enabled and t.weight > 0 for t in terms):
+            raise ValueError(
+                "distillation keeps the student's own re-id losses (Eq. 10: L_reid + w·L_logit "
+                "+ α·L_PKT): enable one of losses.* with a weight above 0"
+            )
+        return self

@@ -7,10 +7,12 @@ sees an identity the model trained on, and never touches the test split.
 """
 
 import dataclasses
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -125,3 +127,18 @@ def carve_validation(
         val_gallery=make_split("val_gallery", gallery),
         notes=tuple(notes),
     )
+
+
+def label_map_digest(train: Split) -> str:
+    """A fingerprint of which images carry which training label (first 16 hex digits of a
+    SHA-256): two runs whose digests are equal classify the same images into the same class
+    indices, so their logits can be compared class by class (distillation).
+
+    Each image is named by its dataset and its last two path parts (the file name, and the
+    identity folder of folder layouts), so the digest does not depend on where the data lives.
+    """
+    lines = sorted(
+        f"{record.pid}\t{record.dataset}\t{Path(record.path).parent.name}/{Path(record.path).name}"
+        for record in train.records
+    )
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]

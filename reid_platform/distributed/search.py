@@ -10,7 +10,8 @@ and `max_concurrent_trials` bounds how many worker groups compete, so trials nev
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,8 @@ class SearchLaunch:
     """How a search is launched: its name (Tune experiment and MLflow parent run), the driver's
     working directory, the MLflow store, whether to resume the search of that name, the Ray
     cluster to join (None: a local Ray), the files it came from (logged with the parent run),
-    and where to show the live trials table (None: log lines only)."""
+    where to show the live trials table (None: log lines only), and the SHA-256 of the model
+    files a distillation base config names, by run id (pinned by the caller)."""
 
     search_name: str
     working_dir: Path
@@ -74,6 +76,7 @@ class SearchLaunch:
     config_path: str = ""
     space_path: str = ""
     progress: ProgressRenderer | None = None
+    model_sha256: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -364,6 +367,7 @@ def run_search(base: ReidConfig, space: SearchSpaceConfig, launch: SearchLaunch)
             tracking_uri=uri,
             working_dir=str(launch.working_dir),
             num_samples=space.num_samples,
+            model_sha256=dict(launch.model_sha256),
         )
         logger.info(
             "%s search %s (MLflow run %s), Tune experiment %s",

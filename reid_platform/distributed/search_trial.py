@@ -9,8 +9,9 @@ Train from its own checkpoints. A scheduler may kill this function inside `fit()
 """
 
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from reid_platform.distributed.search_space import sampled_params, trial_config
 from reid_platform.distributed.trainer import TrainingLaunch, build_trainer, fit
 from reid_platform.distributed.worker import EPOCH_KEY
 from reid_platform.errors import ReidError
+from reid_platform.tracking.distill_runs import record_teacher
+from reid_platform.tracking.model_files import pin_distillation_models
 from reid_platform.tracking.search_runs import open_trial_run
 
 logger = logging.getLogger(__name__)
@@ -52,6 +55,9 @@ class SearchConstants:
     tracking_uri: str
     working_dir: str
     num_samples: int
+    model_sha256: dict[str, str] = field(default_factory=dict)
+    """{run id: SHA-256} of the model files the base config's distillation names, pinned by
+    the search driver (`tracking.model_files`); each trial's workers check theirs against it."""
 
     def as_config(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,4 +126,18 @@ def run_trial(config: dict[str, Any], *, base: ReidConfig, space: SearchSpaceCon
         MlflowReportCallback(tracking_uri=constants.tracking_uri, run_id=run_id),
         ObjectiveReportCallback([objective.metric for objective in space.objectives]),
     ]
-    fit(build_trainer(trial, launch, callbacks=callbacks))
+    with tempfile.TemporaryDirectory(prefix="reid-pins-") as scratch:
+        # A searched teacher (not the base config's) is pinned here, by this trial.
+        models = pin_distillation_models(
+            trial, constants.tracking_uri, Path(scratch), known_sha256=constants.model_sha256
+        )
+    if models.teacher is not None:
+        record_teacher(
+            constants.tracking_uri,
+            run_id,
+            teacher_run_id=models.teacher.run_id,
+            sha256=models.teacher.sha256,
+            search_run_id=None,
+            metrics={},
+        )
+    fit(build_trainer(trial, launch, callbacks=callbacks, models=models))

@@ -22,6 +22,7 @@ from reid_platform.config import ReidConfig
 from reid_platform.config.distributed import DistributedConfig
 from reid_platform.distributed.worker import TrainFunction, WorkerJob, train_worker
 from reid_platform.errors import ReidError
+from reid_platform.tracking.model_files import PinnedModels
 from reid_platform.training.hooks import TrainingOutcome
 
 logger = logging.getLogger(__name__)
@@ -69,11 +70,14 @@ def build_trainer(
     *,
     callbacks: Sequence[ray.train.UserCallback] = (),
     train_fn: TrainFunction | None = None,
+    models: PinnedModels | None = None,
 ) -> TorchTrainer:
-    """A `TorchTrainer` running `training.loop.train` (or `train_fn`) on every worker."""
+    """A `TorchTrainer` running `training.loop.train` (or `train_fn`) on every worker;
+    `models`: the pinned run model files of a distillation config (each worker fetches
+    them)."""
     check_device(config)
     callback_list: list[Any] = list(callbacks)
-    job = WorkerJob(config=config, working_dir=launch.working_dir, train_fn=train_fn)
+    job = WorkerJob(config=config, working_dir=launch.working_dir, train_fn=train_fn, models=models)
     run_config = ray.train.RunConfig(
         name=launch.run_name,
         storage_path=storage_location(config.distributed, launch.working_dir),

@@ -22,12 +22,14 @@ from torch import nn
 
 from reid_platform.config import ReidConfig
 from reid_platform.distributed.worker_scratch import worker_scratch
+from reid_platform.tracking.model_files import PinnedModels, fetch_run_model
 from reid_platform.training.hooks import (
     EpochEnd,
     TrainingHooks,
     TrainingOutcome,
     WorkerPlacement,
 )
+from reid_platform.training.teacher import DistillationFiles
 
 EPOCH_KEY = "epoch"
 FINAL_KEY = "final"
@@ -49,6 +51,7 @@ class TrainFunction(Protocol):
         work_dir: Path,
         resume_from: Path | None = None,
         wrap_model: Callable[[nn.Module], nn.Module] = ...,
+        distillation_files: DistillationFiles | None = None,
     ) -> TrainingOutcome: ...
 
 
@@ -58,12 +61,15 @@ class WorkerJob:
 
     `working_dir` is the driver's working directory: relative paths in the config (dataset
     roots) mean the same on the workers as on the driver, although Ray Train starts each
-    worker in a per-run temp directory.
+    worker in a per-run temp directory. `models`: the model files of the runs
+    `config.distillation` names, pinned by the driver; each worker fetches them from MLflow
+    itself and checks their SHA-256.
     """
 
     config: ReidConfig
     working_dir: Path
     train_fn: TrainFunction | None = None
+    models: PinnedModels | None = None
 
 
 class RayReportHooks(TrainingHooks):
@@ -130,6 +136,20 @@ def _resume_directory() -> AbstractContextManager[str | None]:
     return directory
 
 
+def fetch_distillation_files(job: WorkerJob, out: Path) -> DistillationFiles:
+    """This worker's own copies of the pinned teacher and student-init model files."""
+    models = job.models
+    if not job.config.distillation.enabled or models is None:
+        return DistillationFiles()
+    teacher, init = models.teacher, models.student_init
+    return DistillationFiles(
+        teacher=fetch_run_model(teacher, models.tracking_uri, out) if teacher else None,
+        teacher_name=f"run {teacher.run_id}" if teacher else "",
+        student_init=fetch_run_model(init, models.tracking_uri, out) if init else None,
+        student_init_name=f"run {init.run_id}" if init else "",
+    )
+
+
 def _loop_train() -> TrainFunction:
     from reid_platform.training.loop import train
 
@@ -157,5 +177,6 @@ def train_worker(loop_config: dict[str, Any]) -> TrainingOutcome | None:
             work_dir=work,
             resume_from=Path(resume) if resume is not None else None,
             wrap_model=model_wrapper(job.config, world_size),
+            distillation_files=fetch_distillation_files(job, work / "distillation"),
         )
     return outcome if rank == 0 else None

@@ -2,6 +2,9 @@
 
 import logging
 
+from torch import nn
+
+from reid_platform.config.distillation import DistillationConfig
 from reid_platform.config.losses import LossesConfig, TripletConfig
 from reid_platform.losses.combined import LossTerm, ReidLoss
 from reid_platform.losses.cross_entropy import CrossEntropyLoss
@@ -11,6 +14,12 @@ from reid_platform.losses.distances import (
     EuclideanDistance,
     NormalizedDistance,
     SquaredEuclideanDistance,
+)
+from reid_platform.losses.distillation import (
+    DistillationLoss,
+    LogitL1Loss,
+    PKTLoss,
+    SymmetricKLLoss,
 )
 from reid_platform.losses.miners import BatchHardMiner, Miner, WeightedMiner
 from reid_platform.losses.pairwise_circle import PairwiseCircleLoss
@@ -67,4 +76,25 @@ def build_loss(config: LossesConfig) -> ReidLoss:
         )
     loss = ReidLoss(terms)
     logger.info("loss terms: %s", loss.extra_repr())
+    return loss
+
+
+def build_distillation_loss(config: DistillationConfig) -> DistillationLoss:
+    """The active distillation terms of `config`: `distill_logit` (L1 or FastReID's symmetric
+    KL on class scores) and `distill_pkt`, each with its weight."""
+    logit = config.logit
+    logit_loss: nn.Module | None = None
+    if logit.active:
+        logit_loss = (
+            SymmetricKLLoss(temperature=logit.jsdiv.temperature)
+            if logit.kind == "jsdiv"
+            else LogitL1Loss()
+        )
+    loss = DistillationLoss(
+        logit_loss=logit_loss,
+        logit_weight=logit.weight,
+        pkt_loss=PKTLoss() if config.pkt.active else None,
+        pkt_weight=config.pkt.weight,
+    )
+    logger.info("distillation terms: %s", loss.extra_repr())
     return loss

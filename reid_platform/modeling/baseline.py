@@ -155,3 +155,10 @@ class ReidBaselineModel(nn.Module):
     def forward(self, images: Tensor, targets: Tensor | None = None) -> ModelOutput:
         """(B, 3, H, W) 0-255 images, optional targets (B,) → `ModelOutput`."""
         return self.forward_head(self.forward_features(images), targets)
+
+    def forward_scores(self, images: Tensor) -> ModelOutput:
+        """(B, 3, H, W) 0-255 images → `ModelOutput(embedding (B, D), class_scores=((B, K),))`
+        in either mode: what a distillation teacher gives (in eval mode its BN layers use their
+        running statistics; `forward` would drop the scores there)."""
+        embedding, _, _, scores = self.head(self.forward_features(images))
+        return ModelOutput(embedding=embedding, class_scores=(scores,))

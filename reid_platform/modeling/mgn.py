@@ -156,3 +156,13 @@ class MultipleGranularityNetwork(nn.Module):
     def forward(self, images: Tensor, targets: Tensor | None = None) -> ModelOutput:
         """(B, 3, H, W) 0-255 images, optional targets (B,) → `ModelOutput`."""
         return self.forward_head(self.forward_features(images), targets)
+
+    def forward_scores(self, images: Tensor) -> ModelOutput:
+        """(B, 3, H, W) 0-255 images → embedding (B, 8·D) and the 8 heads' margin-free class
+        scores (B, K) in either mode (a distillation teacher's output)."""
+        maps = self.branch_maps(self.forward_features(images))
+        outputs = [head(m) for head, m in zip(self.heads(), maps, strict=True)]
+        return ModelOutput(
+            embedding=torch.cat([embedding for embedding, _, _, _ in outputs], dim=1),
+            class_scores=tuple(scores for _, _, _, scores in outputs),
+        )

@@ -8,6 +8,9 @@ Only tensors, strings, numbers, lists and dicts, so `torch.load(weights_only=Tru
 Written by `reid import-fastreid` and by training; read by evaluation and export.
 """
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,9 @@ from torch import nn
 
 from reid_platform.config import ReidConfig, to_yaml
 from reid_platform.config.loading import validate_mapping
+from reid_platform.config.model import ModelConfig, PretrainedConfig
 from reid_platform.errors import ReidError
+from reid_platform.modeling.backbones import pretrained
 from reid_platform.modeling.build import build_model
 
 MODEL_FILE_KEYS = ("model", "config", "num_classes", "source")
@@ -69,7 +74,12 @@ def load_model_file(path: Path) -> LoadedModel:
         raise ReidError(f"model file {path} lacks one of the entries {', '.join(MODEL_FILE_KEYS)}")
     config = validate_mapping(yaml.safe_load(payload["config"]), source=f"{path} config")
     num_classes = int(payload["num_classes"])
-    model = build_model(config.model, config.input, num_classes=max(num_classes, 1))
+    with _pretrained_notices_off():
+        # Every weight comes from the file: the ImageNet file its config names need not exist
+        # on this machine, and "random initialisation" would be a false notice.
+        model = build_model(
+            _without_pretrained(config), config.input, num_classes=max(num_classes, 1)
+        )
     result = model.load_state_dict(payload["model"], strict=False)
     allowed = (
         {k for k in model.state_dict() if k.endswith(CLASSIFIER_SUFFIX)}
@@ -82,3 +92,19 @@ def load_model_file(path: Path) -> LoadedModel:
             f"model file {path} does not fit its own config (keys {', '.join(unfit[:3])})"
         )
     return LoadedModel(model.eval(), config, num_classes, dict(payload["source"]))
+
+
+def _without_pretrained(config: ReidConfig) -> ModelConfig:
+    backbone = config.model.backbone.model_copy(update={"pretrained": PretrainedConfig()})
+    return config.model.model_copy(update={"backbone": backbone})
+
+
+@contextmanager
+def _pretrained_notices_off() -> Iterator[None]:
+    notices = logging.getLogger(pretrained.__name__)
+    level = notices.level
+    notices.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        notices.setLevel(level)

@@ -22,6 +22,15 @@ RUN_NAME_TAG = "reid.run_name"
 CONFIG_HASH_TAG = "reid.config_hash"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 
+# A distillation run (`reid.kind=distill`): its teacher's run and model-file hash, the search
+# the teacher was promoted from, and the registered version its export became.
+DISTILL_KIND = "distill"
+TEACHER_RUN_TAG = "reid.teacher_run_id"
+TEACHER_SHA256_TAG = "reid.teacher_checkpoint_sha256"
+SEARCH_RUN_TAG = "reid.search_run_id"
+REGISTERED_MODEL_TAG = "reid.registered_model"
+REGISTERED_VERSION_TAG = "reid.registered_version"
+
 # A search: the parent run (`reid.kind=search`) names its objective; each child run
 # (`reid.kind=trial`) carries its Tune trial id, its outcome and the params it sampled.
 SEARCH_KIND = "search"
@@ -56,6 +65,12 @@ REGISTRY_ARTIFACT_TAG = "reid.artifact"
 REGISTRY_SHA256_TAG = "reid.sha256"
 REGISTRY_VALIDATION_MAP_TAG = "reid.validation_mAP"
 REGISTRY_PARITY_TAG = "reid.parity_max_abs"
+# Lineage of a version registered by `reid promote` (MLflow keeps no alias history, so the
+# version that held the alias before is recorded on the new one).
+REGISTRY_DISTILL_RUN_TAG = "reid.distill_run_id"
+REGISTRY_LATENCY_TAG = "reid.latency_ms"
+REGISTRY_PROMOTION_TAG = "reid.promotion"
+REGISTRY_PREVIOUS_CHAMPION_TAG = "reid.previous_champion"
 
 
 def export_tag(format: str) -> str:
@@ -68,6 +83,7 @@ __all__ = [
     "CONFIG_ARTIFACT",
     "CONFIG_HASH_TAG",
     "DISTANCE_HISTOGRAM",
+    "DISTILL_KIND",
     "EXPORT_DIR",
     "EXPORT_LOG_ERROR_TAG",
     "EXPORT_MANIFEST",
@@ -83,10 +99,16 @@ __all__ = [
     "PARENT_RUN_TAG",
     "PARETO_RUNS_TAG",
     "RANK_LIST_DIR",
+    "REGISTERED_MODEL_TAG",
+    "REGISTERED_VERSION_TAG",
     "REGISTRY_ARTIFACT_TAG",
+    "REGISTRY_DISTILL_RUN_TAG",
     "REGISTRY_FORMAT_TAG",
+    "REGISTRY_LATENCY_TAG",
     "REGISTRY_PARITY_TAG",
     "REGISTRY_PRECISION_TAG",
+    "REGISTRY_PREVIOUS_CHAMPION_TAG",
+    "REGISTRY_PROMOTION_TAG",
     "REGISTRY_SHA256_TAG",
     "REGISTRY_VALIDATION_MAP_TAG",
     "ROC_FIGURE",
@@ -94,8 +116,11 @@ __all__ = [
     "RUN_NAME_TAG",
     "SEARCHED_PARAMS_TAG",
     "SEARCH_KIND",
+    "SEARCH_RUN_TAG",
     "SEARCH_SPACE_ARTIFACT",
     "SPACE_HASH_TAG",
+    "TEACHER_RUN_TAG",
+    "TEACHER_SHA256_TAG",
     "TRIALS_ARTIFACT",
     "TRIAL_ERROR_TAG",
     "TRIAL_ID_TAG",

@@ -1,5 +1,7 @@
 """Fetch a run's artifacts from an MLflow tracking store, with one-sentence errors."""
 
+import json
+import tempfile
 from pathlib import Path
 
 from mlflow.entities import Run
@@ -8,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from reid_platform.errors import ReidError
 from reid_platform.tracking.connection import sqlite_path
-from reid_platform.tracking.layout import MODEL_CHECKPOINT
+from reid_platform.tracking.layout import FINAL_METRICS, MODEL_CHECKPOINT
 
 
 def check_store_exists(tracking_uri: str) -> None:
@@ -47,3 +49,21 @@ def download_run_artifact(run_id: str, artifact_path: str, tracking_uri: str, ou
 def download_run_model(run_id: str, tracking_uri: str, out: Path) -> Path:
     """The run's trained model file (`checkpoints/model.pt`), downloaded into `out`."""
     return download_run_artifact(run_id, MODEL_CHECKPOINT, tracking_uri, out)
+
+
+def final_run_metrics(run: Run, tracking_uri: str) -> dict[str, float]:
+    """The metrics a finished training run ended with: its `metrics/final.json` (the final
+    validation and test metrics, as the final checkpoint recorded them) over the latest value
+    of every logged metric (`run.data.metrics`)."""
+    metrics = dict(run.data.metrics)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    parent = str(Path(FINAL_METRICS).parent)
+    if FINAL_METRICS not in {
+        entry.path for entry in client.list_artifacts(run.info.run_id, parent)
+    }:
+        return metrics
+    with tempfile.TemporaryDirectory(prefix="reid-metrics-") as folder:
+        path = client.download_artifacts(run.info.run_id, FINAL_METRICS, folder)
+        saved = json.loads(Path(path).read_text())
+    metrics.update({k: float("nan") if v is None else float(v) for k, v in saved.items()})
+    return metrics

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
+LABEL_MAP_KEY = "label_map"
+"""The model file's `source` entry holding the training split's label-map digest."""
 
 
 def checkpoint_folder(work_dir: Path, epoch: int) -> Path:
@@ -47,6 +49,9 @@ class RunIdentity:
     config: ReidConfig
     num_classes: int
     world_size: int
+    label_map: str | None = None
+    """`data.splits.label_map_digest` of the training split, recorded in the model file so a
+    distillation student can check it classifies into the same classes."""
 
     def extra(self) -> dict[str, object]:
         return {"config_hash": config_hash(self.config), "world_size": self.world_size}
@@ -70,7 +75,13 @@ def write_checkpoint(
         scaler=solver.precision.scaler,
         extra=identity.extra(),
     )
-    source = {"format": "train", "epoch": progress.epoch - 1, "iteration": progress.iteration}
+    source: dict[str, object] = {
+        "format": "train",
+        "epoch": progress.epoch - 1,
+        "iteration": progress.iteration,
+    }
+    if identity.label_map is not None:
+        source[LABEL_MAP_KEY] = identity.label_map
     save_model_file(
         model,
         config=identity.config,

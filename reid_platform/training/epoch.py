@@ -1,8 +1,9 @@
 """One optimizer step and one epoch of them, with per-iteration progress for the hooks.
 
 A step: `model.train()` → freeze update → forward with targets under autocast → weighted loss
-terms → non-finite check (naming the iteration and the term) → backward, clip, optimizer step
-(through `MixedPrecision`) → LR scheduler step. Loss values stay on the device and are read
+terms (and the distillation terms, the teacher run on the same batch) → non-finite check
+(naming the iteration and the term) → backward, clip, optimizer step (through
+`MixedPrecision`) → LR scheduler step. Loss values stay on the device and are read
 back once per log and once per epoch.
 """
 
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from reid_platform.training.build import Solver
+from reid_platform.training.distiller import Distiller
 from reid_platform.training.hooks import IterationLog, TrainingHooks
 from reid_platform.training.precision import check_finite_losses
 
@@ -38,7 +40,8 @@ class TrainingStep:
 
     model: what the forward runs (DDP-wrapped on several ranks); `bare` is the model inside
     it, on which the solver (optimizer groups, freeze) was built. `base_lr` turns the first
-    parameter group's LR back into the reported base LR.
+    parameter group's LR back into the reported base LR. `distiller`: the teacher and the
+    distillation terms added to the objective's, when distilling.
     """
 
     model: nn.Module
@@ -48,6 +51,7 @@ class TrainingStep:
     device: torch.device
     channels_last: bool
     base_lr: float
+    distiller: Distiller | None = None
 
     def run(self, batch: Mapping[str, Tensor], iteration: int) -> tuple[Tensor, list[str]]:
         """One optimizer step on `batch` (images uint8 (B, 3, H, W), pids (B,)) at 0-based
@@ -61,6 +65,8 @@ class TrainingStep:
         with self.solver.precision.autocast():
             output = self.model(images, targets)
             terms = self.objective(output, targets)
+        if self.distiller is not None:
+            terms = {**terms, **self.distiller(images, output)}
         check_finite_losses(terms, iteration=iteration)
         total = torch.stack([value.float() for value in terms.values()]).sum()
         self.solver.optimizer.zero_grad(set_to_none=True)

@@ -90,6 +90,7 @@ class TrainingOutcome:
     start_epoch: the first epoch this call ran (> 0 when resumed); epochs_run: how many it ran.
     final_checkpoint_dir: rank 0's final checkpoint folder, None on other ranks (and when a
         resumed run had already finished, so nothing ran).
+    teacher_device: the device this worker's distillation teacher ran on; None without one.
     """
 
     validation_metrics: dict[str, float] = field(default_factory=dict)
@@ -98,3 +99,4 @@ class TrainingOutcome:
     epochs_run: int
     wall_time_s: float
     final_checkpoint_dir: Path | None
+    teacher_device: str | None = None

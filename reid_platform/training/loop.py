@@ -40,6 +40,7 @@ from reid_platform import metric_names
 from reid_platform.config import ReidConfig
 from reid_platform.data.build import build_data, build_train_loader
 from reid_platform.data.samplers import RankShardedBatchSampler
+from reid_platform.data.splits import label_map_digest
 from reid_platform.losses.build import build_loss
 from reid_platform.modeling.build import build_model
 from reid_platform.training.all_gather import GlobalBatchObjective
@@ -53,6 +54,7 @@ from reid_platform.training.checkpoint_dir import (
     write_checkpoint,
     write_metrics,
 )
+from reid_platform.training.distiller import build_distiller
 from reid_platform.training.epoch import (
     EpochPlan,
     EpochStats,
@@ -75,9 +77,15 @@ from reid_platform.training.seeding import (
     epoch_seed,
     seed_everything,
 )
+from reid_platform.training.teacher import (
+    DistillationFiles,
+    load_student_init,
+    student_init_file,
+)
 from reid_platform.training.validation import TrainingEvaluator, ValidationResult
 
 __all__ = [
+    "DistillationFiles",
     "EpochEnd",
     "IterationLog",
     "TrainingHooks",
@@ -122,18 +130,21 @@ def train(
     work_dir: Path,
     resume_from: Path | None = None,
     wrap_model: ModelWrapper = _no_wrap,
+    distillation_files: DistillationFiles | None = None,
 ) -> TrainingOutcome:
     """Train `config` on this worker (see the module docstring); → this worker's outcome.
 
     work_dir: where rank 0 writes `checkpoints/epoch_XXXX/`. resume_from: a checkpoint folder
     written by an earlier run of the same config. wrap_model: applied once to the bare model
-    on `placement.device` (DDP, SyncBN); the identity by default.
+    on `placement.device` (DDP, SyncBN); the identity by default. distillation_files: local
+    copies of the model files `config.distillation` names by run id (teacher, student init).
     """
     started = time.perf_counter()
     device = torch.device(placement.device)
     configure_determinism(deterministic=config.training.deterministic, device=device)
     seed_everything(config.seed)
-    run = _build_run(config, placement, hooks, Path(work_dir), resume_from, wrap_model)
+    files = distillation_files or DistillationFiles()
+    run = _build_run(config, placement, hooks, Path(work_dir), resume_from, wrap_model, files)
     start_epoch = run.progress.epoch
     if start_epoch >= config.solver.max_epochs:
         return _already_finished(run, resume_from, started)
@@ -155,6 +166,7 @@ def train(
         epochs_run=config.solver.max_epochs - start_epoch,
         wall_time_s=time.perf_counter() - started,
         final_checkpoint_dir=run.final_dir,
+        teacher_device=_teacher_device(run.step),
     )
 
 
@@ -165,6 +177,7 @@ def _build_run(
     work_dir: Path,
     resume_from: Path | None,
     wrap_model: ModelWrapper,
+    files: DistillationFiles,
 ) -> _Run:
     device = torch.device(placement.device)
     data = build_data(config.data)
@@ -177,12 +190,18 @@ def _build_run(
         seed=config.seed,
     )
     model = build_model(config.model, config.input, num_classes=data.num_classes).to(device)
+    label_map = label_map_digest(data.train)
+    if config.distillation.enabled and (init := student_init_file(config, files)) is not None:
+        load_student_init(model, init[0], name=init[1], student=config)
     channels_last = _channels_last(config, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     solver = build_solver(config.solver, model, iters_per_epoch=len(loader), device=device)
     identity = RunIdentity(
-        config=config, num_classes=data.num_classes, world_size=placement.world_size
+        config=config,
+        num_classes=data.num_classes,
+        world_size=placement.world_size,
+        label_map=label_map,
     )
     progress = TrainingProgress(epoch=0, iteration=0, sampler_epoch=0)
     if resume_from is not None:
@@ -199,6 +218,14 @@ def _build_run(
         device=device,
         channels_last=channels_last,
         base_lr=config.solver.optimizer.base_lr,
+        distiller=build_distiller(
+            config,
+            files,
+            num_classes=data.num_classes,
+            label_map=label_map,
+            precision=solver.precision,
+            device=device,
+        ),
     )
     evaluator = TrainingEvaluator(config, data, device=placement.device)
     if placement.is_main and not evaluator.has_validation:
@@ -214,6 +241,10 @@ def _build_run(
         evaluator=evaluator if placement.is_main else None,
         progress=progress,
     )
+
+
+def _teacher_device(step: TrainingStep) -> str | None:
+    return str(step.distiller.teacher.device) if step.distiller is not None else None
 
 
 def _channels_last(config: ReidConfig, device: torch.device) -> bool:

@@ -201,3 +201,36 @@ def test_tiny_model_exports_to_onnx(model: ReidBaselineModel, onnx_matches) -> N
     with torch.no_grad():
         model(images(8, seed=3))  # running statistics away from the init
     onnx_matches(EmbeddingOnly(model.eval()), lambda b: (images(b, seed=b),), ["images"])
+
+
+def _frozen_bn_training_output(model: nn.Module, x: Tensor) -> ModelOutput:
+    """The training forward (with targets, so with the margin in `logits`) with every BN layer
+    using its running statistics: what a teacher's eval-mode scores must equal."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    out: ModelOutput = model(x, targets(x.shape[0]))
+    return out
+
+
+@pytest.mark.parametrize("circle", [False, True])
+def test_forward_scores_gives_margin_free_scores_in_either_mode(
+    tiny_backbone, circle: bool
+) -> None:
+    model = make_model(tiny_backbone(), embedding="after", circle=circle)
+    x = images(4)
+    model.train()
+    trained = model(x, targets(4))
+    scores = model.forward_scores(x)
+    torch.testing.assert_close(scores.class_scores[0], trained.class_scores[0])
+    torch.testing.assert_close(scores.embedding, trained.embedding)
+    model.eval()
+    with torch.no_grad():
+        teacher = model.forward_scores(x)
+        assert torch.equal(teacher.embedding, model(x).embedding)
+        reference = _frozen_bn_training_output(model, x)
+    torch.testing.assert_close(teacher.class_scores[0], reference.class_scores[0])
+    assert teacher.logits == () and teacher.metric_features == ()
+    if circle:  # the margin is in the training logits only
+        assert not torch.allclose(reference.logits[0], reference.class_scores[0])

@@ -248,3 +248,19 @@ def test_mgn_config_errors_name_the_key() -> None:
             InputConfig(),
             num_classes=3,
         )
+
+
+def test_forward_scores_gives_every_heads_scores_in_eval_mode(tiny_backbone) -> None:
+    model = make_mgn(tiny_backbone).eval()
+    x = images(3)
+    with torch.no_grad():
+        out = model.forward_scores(x)
+        assert torch.equal(out.embedding, model(x).embedding)
+        model.train()
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        reference = model(x, targets(3))
+    assert len(out.class_scores) == len(HEAD_NAMES)
+    for mine, theirs in zip(out.class_scores, reference.class_scores, strict=True):
+        torch.testing.assert_close(mine, theirs)
