@@ -79,7 +79,17 @@ def user_sentence(error: ReidError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `reid` command; user errors print one sentence and return a non-zero status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops filling a positional list at the first option: `key=value` overrides
+    # written after the options (`reid search CONFIG --space S a.b=1`) join those before them.
+    if (
+        extra
+        and isinstance(getattr(args, "overrides", None), list)
+        and all("=" in token and not token.startswith("-") for token in extra)
+    ):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _configure_logging(args.verbose)
     try:
         status: int = args.handler(args)

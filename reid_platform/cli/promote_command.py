@@ -36,9 +36,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--student",
         required=True,
         nargs="+",
-        metavar="CONFIG",
-        help="the student's experiment YAML, then its dotted overrides (key=value ...); its "
-        "data and input size are replaced by the teacher's",
+        metavar=("CONFIG", "key=value"),
+        help="the student's experiment YAML, then its dotted overrides; its data and input "
+        "size are replaced by the teacher's",
     )
     command.add_argument("--teacher", metavar="RUN_ID", help="teach with this run instead")
     command.add_argument(
@@ -98,6 +98,14 @@ def comparison_table(outcome: "PromotionOutcome") -> Table:
     return table
 
 
+def _training_note(outcome: "PromotionOutcome") -> str:
+    if not outcome.trained:
+        return "finished by an earlier launch, not trained again"
+    if outcome.resumed_after_epoch is not None:
+        return f"resumed after epoch {outcome.resumed_after_epoch} and finished"
+    return "trained"
+
+
 def promote_command(args: argparse.Namespace) -> int:
     from reid_platform.workflows.promote import PromotionRequest, promote  # mlflow: late
 
@@ -117,9 +125,10 @@ def promote_command(args: argparse.Namespace) -> int:
     )
     notices = Console(stderr=True, soft_wrap=True, highlight=False)
     outcome = promote(request, say=lambda line: notices.print(escape(line)))
+    console = Console(soft_wrap=True, highlight=False)
+    console.print(f"distillation run {outcome.run_name}: {_training_note(outcome)}")
     print_table(comparison_table(outcome))
     registered = outcome.registered
-    console = Console(soft_wrap=True, highlight=False)
     moved = f", was version {registered.previous}" if registered.previous is not None else ""
     again = " (registered by an earlier launch)" if registered.resumed else ""
     console.print(

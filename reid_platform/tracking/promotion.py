@@ -125,12 +125,14 @@ def register_promotion(
     name: str,
     format: Format,
     lineage: Mapping[str, str],
+    description: str | None = None,
     alias: str = CHAMPION,
     may_take: Callable[[ModelVersion], bool] | None = None,
 ) -> RegisteredPromotion:
     """Register run `run_id`'s export of `format` as a version of `name` with the `lineage`
     tags, then move `alias` to it (see the module docstring); → what was done.
 
+    description: the version's description (the first thing the registry UI shows of it).
     may_take: called with the version holding `alias` (when one does); False gives the new
     version `challenger` instead. Raises `ReidError` for a reserved alias (before anything is
     registered) and for a run without that export.
@@ -147,6 +149,12 @@ def register_promotion(
         else register_export(tracking_uri, run_id, name=name, format=format)
     )
     _tag_version(client, tracking_uri, name, number, lineage)
+    if description is not None:
+        call_with_retries(
+            partial(client.update_model_version, name, str(number), description=description),
+            what=f"describing version {number} of {name!r}",
+            tracking_uri=tracking_uri,
+        )
     holder = alias_holder(tracking_uri, name, alias)
     taken = holder is None or may_take is None or may_take(holder)
     granted = alias if taken else CHALLENGER

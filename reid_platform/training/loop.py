@@ -18,6 +18,12 @@ Resuming (`resume_from` = a checkpoint folder) loads model, optimizer, scheduler
 progress and continues with the next epoch: with the per-epoch seeds and the epoch-seeded
 sampler, the resumed loss curve is the interrupted run's (see `seeding` for loader workers).
 
+Distillation (`config.distillation.enabled`): the teacher is rebuilt from its model file
+(`distillation_files.teacher`, fetched by the caller for a run id, or `teacher_weights`),
+frozen, put on this worker's device and checked against the student (`training.teacher`);
+each step adds its terms (`training.distiller`). It is never a part of the student, so
+checkpoints, DDP and the export see the student alone.
+
 DDP and freezing: `wrap_model` is called on the bare model after the solver is built and
 before any module is frozen, so DDP registers every parameter. While `solver.freeze` holds
 modules frozen, their parameters get no gradient, which DDP accepts only when built with

@@ -52,6 +52,7 @@ from reid_platform.tracking.registry import check_aliases
 from reid_platform.tracking.run_artifacts import download_run_model, final_run_metrics, get_run
 from reid_platform.tracking.runs import RunStatus, finish_run, open_training_run
 from reid_platform.tracking.teacher_runs import resolve_teacher_run
+from reid_platform.training.hooks import TrainingOutcome
 from reid_platform.training.validation import TrainingEvaluator
 from reid_platform.workflows.student_plan import plan_student
 from reid_platform.workflows.teacher_check import TeacherCheck, check_teacher
@@ -87,6 +88,9 @@ class PromotionOutcome:
     search_run_id: str | None
     taken: tuple[str, ...]
     trained: bool
+    resumed_after_epoch: int | None
+    """The epoch an interrupted run was resumed after (None: trained from the start, or not
+    trained now)."""
     teacher_metrics: dict[str, float]
     student_metrics: dict[str, float]
     registered: RegisteredPromotion
@@ -141,6 +145,23 @@ def _champion_gate(
     return may_take
 
 
+def _description(
+    config: ReidConfig, teacher_id: str, search_id: str | None, student: dict[str, float]
+) -> str:
+    """What the registry shows of a promoted version: the student, its teacher, its figures."""
+    origin = f"run {teacher_id}" + (f", best trial of search {search_id}" if search_id else "")
+    figures = []
+    for label, key, scale, unit in (
+        ("validation mAP", metric_names.MAP, 100.0, "%"),
+        ("test mAP", metric_names.test_metric(metric_names.MAP), 100.0, "%"),
+        ("latency", metric_names.EXPORT_LATENCY_MS, 1.0, " ms"),
+    ):
+        if key in student:
+            figures.append(f"{label} {scale * student[key]:.2f}{unit}")
+    backbone = config.model.backbone.name
+    return f"{backbone} student distilled from {origin}: " + ", ".join(figures)
+
+
 def _close(tracking_uri: str, run_id: str, status: RunStatus) -> None:
     try:
         finish_run(tracking_uri, run_id, status)
@@ -148,11 +169,13 @@ def _close(tracking_uri: str, run_id: str, status: RunStatus) -> None:
         logger.warning("could not mark MLflow run %s %s: %s", run_id, status, error)
 
 
-def _train(config: ReidConfig, request: PromotionRequest, run_id: str, check: TeacherCheck) -> None:
+def _train(
+    config: ReidConfig, request: PromotionRequest, run_id: str, check: TeacherCheck
+) -> TrainingOutcome:
     from reid_platform.distributed.training_run import run_tracked_training  # ray: import late
 
     try:
-        run_tracked_training(
+        outcome = run_tracked_training(
             config,
             run_id=run_id,
             tracking_uri=request.tracking_uri,
@@ -167,6 +190,7 @@ def _train(config: ReidConfig, request: PromotionRequest, run_id: str, check: Te
         _close(request.tracking_uri, run_id, "FAILED")
         raise
     finish_run(request.tracking_uri, run_id, "FINISHED")
+    return outcome
 
 
 def _refuse_early(request: PromotionRequest) -> None:
@@ -230,12 +254,15 @@ def promote(request: PromotionRequest, *, say: Say = logger.info) -> PromotionOu
             search_run_id=search_id,
             metrics=check.metrics,
         )
-        trained = tracked.previous_status != "FINISHED"
+        trained, resumed_after = tracked.previous_status != "FINISHED", None
         if trained:
             verb = "resuming" if tracked.resumed else "starting"
             say(f"{verb} distillation run {config.tracking.run_name} (MLflow run {tracked.run_id})")
-            _train(config, request, tracked.run_id, check)
+            start = _train(config, request, tracked.run_id, check).start_epoch
+            resumed_after = start if start > 0 else None
         else:
+            # Opening the run marked it RUNNING again; it stays what it was.
+            finish_run(uri, tracked.run_id, "FINISHED")
             say(f"distillation run {tracked.run_id} has finished already: not trained again")
         student = final_run_metrics(get_run(tracked.run_id, uri), uri)
         format = config.export.formats[0]
@@ -260,6 +287,7 @@ def promote(request: PromotionRequest, *, say: Say = logger.info) -> PromotionOu
             name=request.register or config.tracking.registered_model,
             format=format,
             lineage=lineage,
+            description=_description(config, teacher_id, search_id, student),
             alias=request.alias,
             may_take=gate,
         )
@@ -270,6 +298,7 @@ def promote(request: PromotionRequest, *, say: Say = logger.info) -> PromotionOu
         search_run_id=search_id,
         taken=plan.taken,
         trained=trained,
+        resumed_after_epoch=resumed_after,
         teacher_metrics=check.metrics,
         student_metrics=student,
         registered=registered,

@@ -148,13 +148,27 @@ def test_search_name_and_resume_command() -> None:
     assert re.fullmatch(r"quickstart-search-\d{8}-\d{6}-[0-9a-f]{4}", new_search_name("quickstart"))
     args = argparse.Namespace(
         config="experiments/quick start.yaml",
+        overrides=["solver.max_epochs=3"],
         space="search_spaces/quickstart.yaml",
         tracking_uri="sqlite:///mlflow.db",
         address=None,
     )
     assert resume_command(args, "s1") == (
-        "reid search 'experiments/quick start.yaml' --space search_spaces/quickstart.yaml "
-        "--name s1 --resume --tracking-uri sqlite:///mlflow.db"
+        "reid search 'experiments/quick start.yaml' solver.max_epochs=3 "
+        "--space search_spaces/quickstart.yaml --name s1 --resume "
+        "--tracking-uri sqlite:///mlflow.db"
     )
     args.address = "10.0.0.1:6379"
     assert resume_command(args, "s1").endswith("--address 10.0.0.1:6379")
+
+
+def test_overrides_reach_the_base_config_and_are_checked(
+    capsys: pytest.CaptureFixture[str], experiment: Path
+) -> None:
+    space = write_space(experiment.parent, GOOD_PARAMS)
+    status, err = search(capsys, experiment, space, "solver.max_epoch=3")
+    assert status == 2 and "solver.max_epoch" in error_line(err)
+    # A distillation base without its teacher: refused before Ray or MLflow start.
+    status, err = search(capsys, experiment, space, "distillation.enabled=true")
+    assert status == 2 and "needs a teacher" in error_line(err)
+    assert_nothing_started(experiment.parent)

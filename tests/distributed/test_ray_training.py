@@ -234,3 +234,54 @@ def test_interrupted_driver_relaunched_with_its_name_resumes_the_same_run(
     assert run.info.run_id == first.info.run_id
     assert run.info.status == "FINISHED"
     assert_complete_history(metric_steps(uri, run), epochs=epochs)
+
+
+def test_two_workers_each_fetch_the_teacher_and_put_it_on_their_device(
+    tiny_overrides: TinyOverrides, cluster: str, data_root: Path, tmp_path: Path
+) -> None:
+    """fast-reid#690: the teacher is no submodule, so DDP never moves it; each worker must."""
+    from reid_platform.data.build import build_data
+    from reid_platform.data.splits import label_map_digest
+    from reid_platform.modeling.build import build_model
+    from reid_platform.modeling.model_file import save_model_file
+    from reid_platform.tracking.model_files import pin_distillation_models
+    from reid_platform.tracking.runs import experiment_id_for
+
+    uri, overrides = tracking_uri(tmp_path), tiny_overrides(data_root, tmp_path, epochs=1)
+    teacher_config = load_config(QUICKSTART, overrides)
+    data = build_data(teacher_config.data)
+    saved = save_model_file(
+        build_model(teacher_config.model, teacher_config.input, num_classes=data.num_classes),
+        config=teacher_config,
+        num_classes=data.num_classes,
+        source={"format": "test", "label_map": label_map_digest(data.train)},
+        out=tmp_path / "teacher" / "model.pt",
+    )
+    client = MlflowClient(uri)
+    teacher = client.create_run(experiment_id_for(client, "teachers")).info.run_id
+    client.log_artifact(teacher, str(saved), "checkpoints")
+    config = load_config(
+        QUICKSTART,
+        [*overrides, "distillation.enabled=true", f"distillation.teacher_run_id={teacher}"],
+    )
+    seen = tmp_path / "seen"
+    seen.mkdir()
+
+    def recording_train(config: Any, *, placement: Any, **kwargs: Any) -> TrainingOutcome:
+        from reid_platform.training.loop import train
+
+        outcome = train(config, placement=placement, **kwargs)
+        files = kwargs["distillation_files"]
+        line = f"{placement.device} {outcome.teacher_device} {files.teacher} {files.teacher_name}"
+        (seen / f"rank{placement.rank}").write_text(line)
+        return outcome
+
+    launch = TrainingLaunch(run_name="two-workers-distill", working_dir=tmp_path)
+    models = pin_distillation_models(config, uri, tmp_path / "pins")
+    fit(build_trainer(config, launch, train_fn=recording_train, models=models))
+    ranks = {path.name: path.read_text().split() for path in seen.iterdir()}
+    assert sorted(ranks) == ["rank0", "rank1"]
+    for device, teacher_device, _, _, run_id in ranks.values():
+        assert teacher_device == device and run_id == teacher
+    # Each worker fetched its own copy into its own scratch folder.
+    assert ranks["rank0"][2] != ranks["rank1"][2]

@@ -1,6 +1,8 @@
-"""Tiny real re-id models (baseline and MGN) for the training-core tests."""
+"""Tiny real re-id models (baseline and MGN) for the training-core tests, and the quickstart
+recipe shrunk to seconds for the loop tests."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +14,29 @@ from reid_platform.modeling.mgn import MultipleGranularityNetwork
 from reid_platform.modeling.necks import BNNeck
 from reid_platform.modeling.output import Preprocessing
 from reid_platform.modeling.pooling import GeMPooling
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "experiments/quickstart.yaml"
+
+# 16 synthetic ids (about 8 for training, 2 of them held out for validation), 8 images each,
+# 64×32 images, timm's 0.4 M-parameter test ResNet: three iterations of 16 images per epoch.
+# Each test module adds its epochs, warmup and evaluation periods.
+TINY_TRAINING = [
+    "data.train.0.synthetic.ids=16",
+    "data.test.0.synthetic.ids=16",
+    "data.train.0.synthetic.images_per_id=8",
+    "data.test.0.synthetic.images_per_id=8",
+    "data.validation.num_ids=2",
+    "data.loader.num_workers=0",
+    "data.loader.batch_size=16",
+    "data.loader.test_batch_size=32",
+    "input.size_train=[64,32]",
+    "input.size_test=[64,32]",
+    "model.backbone.name=timm:test_resnet",
+    "model.backbone.last_stride=2",
+    "evaluation.rank_list_queries=2",
+    "training.log_period=2",
+    "export.formats=[]",  # the export tests turn it on
+]
 
 NUM_CLASSES = 4
 PREPROCESSING = Preprocessing(

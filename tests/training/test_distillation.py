@@ -36,29 +36,14 @@ from reid_platform.training.teacher import (
     load_teacher,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "experiments/quickstart.yaml"
-CPU = torch.device("cpu")
+from .conftest import QUICKSTART, TINY_TRAINING
 
+CPU = torch.device("cpu")
 TINY = [
-    "data.train.0.synthetic.ids=16",
-    "data.test.0.synthetic.ids=16",
-    "data.train.0.synthetic.images_per_id=8",
-    "data.test.0.synthetic.images_per_id=8",
-    "data.validation.num_ids=2",
-    "data.loader.num_workers=0",
-    "data.loader.batch_size=16",
-    "data.loader.test_batch_size=32",
-    "input.size_train=[64,32]",
-    "input.size_test=[64,32]",
-    "model.backbone.name=timm:test_resnet",
-    "model.backbone.last_stride=2",
-    "evaluation.rank_list_queries=2",
+    *TINY_TRAINING,
     "solver.max_epochs=1",
     "solver.warmup.iters=2",
     "training.eval_period=1",
-    "training.log_period=2",
-    "export.formats=[]",
 ]
 
 
@@ -349,5 +334,5 @@ def test_distillation_config_refusals(overrides: list[str], message: str) -> Non
 def test_default_weights_are_the_calibrated_ones() -> None:
     distillation = load_config(QUICKSTART).distillation
     assert (distillation.logit.kind, distillation.logit.weight) == ("l1", 1.0)
-    assert distillation.pkt.weight == 300.0
+    assert distillation.pkt.weight == 100.0
     assert distillation.logit.jsdiv.temperature == 16.0

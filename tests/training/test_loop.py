@@ -40,31 +40,15 @@ from reid_platform.training.loop import (
     train,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "experiments/quickstart.yaml"
+from .conftest import QUICKSTART, TINY_TRAINING
 
-# 16 synthetic ids (about 8 for training, 2 of them held out for validation), 8 images each,
-# 64×32 images, timm's 0.4 M-parameter test ResNet: three iterations of 16 images per epoch.
+# The training conftest's tiny benchmark, 3 epochs: evaluated at epochs 1 and 2 (and the end).
 TINY = [
-    "data.train.0.synthetic.ids=16",
-    "data.test.0.synthetic.ids=16",
-    "data.train.0.synthetic.images_per_id=8",
-    "data.test.0.synthetic.images_per_id=8",
-    "data.validation.num_ids=2",
-    "data.loader.num_workers=0",
-    "data.loader.batch_size=16",
-    "data.loader.test_batch_size=32",
-    "input.size_train=[64,32]",
-    "input.size_test=[64,32]",
-    "model.backbone.name=timm:test_resnet",
-    "model.backbone.last_stride=2",
-    "evaluation.rank_list_queries=2",
+    *TINY_TRAINING,
     "solver.max_epochs=3",
     "solver.warmup.iters=4",
     "training.eval_period=2",
     "training.checkpoint_period=1",
-    "training.log_period=2",
-    "export.formats=[]",  # the export tests below turn it on
 ]
 
 

@@ -1,0 +1,138 @@
+"""Registering a promoted run's export and moving its alias, in a real sqlite MLflow registry:
+lineage tags, the displaced champion recorded, the gate's challenger, nothing done twice."""
+
+from pathlib import Path
+
+import pytest
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
+
+from reid_platform.errors import ReidError
+from reid_platform.export.manifest import read_manifest_file
+from reid_platform.tracking.export_runs import log_export_folder
+from reid_platform.tracking.promotion import (
+    CHALLENGER,
+    CHAMPION,
+    RegisteredPromotion,
+    alias_holder,
+    register_promotion,
+)
+from reid_platform.tracking.runs import experiment_id_for
+
+NAME = "reid-student"
+LINEAGE = {"reid.kind": "distill", "reid.teacher_run_id": "t" * 32}
+
+
+def exported_run(uri: str, folder: Path) -> str:
+    client = MlflowClient(uri)
+    run_id = client.create_run(experiment_id_for(client, "promotion")).info.run_id
+    log_export_folder(uri, run_id, folder)
+    return run_id
+
+
+def versions(uri: str) -> list[ModelVersion]:
+    return sorted(
+        MlflowClient(uri).search_model_versions(f"name = '{NAME}'"), key=lambda v: int(v.version)
+    )
+
+
+def test_first_promotion_takes_the_alias_with_its_lineage(
+    sqlite_uri: str, export_folder: Path
+) -> None:
+    run_id = exported_run(sqlite_uri, export_folder)
+    done = register_promotion(sqlite_uri, run_id, name=NAME, format="onnx", lineage=LINEAGE)
+    assert done == RegisteredPromotion(NAME, 1, CHAMPION, None, resumed=False)
+    client = MlflowClient(sqlite_uri)
+    version = client.get_model_version_by_alias(NAME, CHAMPION)
+    sha = read_manifest_file(export_folder).find("onnx").sha256
+    assert int(version.version) == 1 and version.run_id == run_id
+    assert version.tags["reid.sha256"] == sha
+    assert {k: version.tags[k] for k in LINEAGE} == LINEAGE
+    assert version.tags["reid.promotion"] == CHAMPION
+    assert "reid.previous_champion" not in version.tags
+    run_tags = client.get_run(run_id).data.tags
+    assert (run_tags["reid.registered_model"], run_tags["reid.registered_version"]) == (NAME, "1")
+
+
+def test_the_displaced_champion_is_recorded_on_the_new_version(
+    sqlite_uri: str, export_folder: Path
+) -> None:
+    first = exported_run(sqlite_uri, export_folder)
+    second = exported_run(sqlite_uri, export_folder)
+    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    done = register_promotion(sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE)
+    assert (done.version, done.alias, done.previous) == (2, CHAMPION, 1)
+    holder = alias_holder(sqlite_uri, NAME, CHAMPION)
+    assert holder is not None and holder.run_id == second
+    assert holder.tags["reid.previous_champion"] == "1"
+    # MLflow keeps one version per alias: the old champion has none now.
+    assert MlflowClient(sqlite_uri).get_model_version(NAME, "1").aliases == []
+
+
+def test_a_gate_that_refuses_gives_challenger_and_leaves_the_champion(
+    sqlite_uri: str, export_folder: Path
+) -> None:
+    first = exported_run(sqlite_uri, export_folder)
+    second = exported_run(sqlite_uri, export_folder)
+    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    asked: list[int] = []
+
+    def may_take(holder: ModelVersion) -> bool:
+        asked.append(int(holder.version))
+        return False
+
+    done = register_promotion(
+        sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE, may_take=may_take
+    )
+    assert asked == [1]
+    assert (done.version, done.alias, done.previous) == (2, CHALLENGER, None)
+    client = MlflowClient(sqlite_uri)
+    assert int(client.get_model_version_by_alias(NAME, CHAMPION).version) == 1
+    assert int(client.get_model_version_by_alias(NAME, CHALLENGER).version) == 2
+    assert "reid.previous_champion" not in client.get_model_version(NAME, "2").tags
+
+
+def test_a_promotion_is_not_done_twice(sqlite_uri: str, export_folder: Path) -> None:
+    first = exported_run(sqlite_uri, export_folder)
+    second = exported_run(sqlite_uri, export_folder)
+    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    register_promotion(sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE)
+    again = register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    # Run `first` was promoted already: its version is found, the alias stays where it is.
+    assert again == RegisteredPromotion(NAME, 1, CHAMPION, None, resumed=True)
+    assert len(versions(sqlite_uri)) == 2
+    assert MlflowClient(sqlite_uri).get_model_version_by_alias(NAME, CHAMPION).run_id == second
+
+
+def test_a_version_registered_before_a_crash_is_completed_not_duplicated(
+    sqlite_uri: str, export_folder: Path
+) -> None:
+    from reid_platform.tracking.registry import register_export
+
+    run_id = exported_run(sqlite_uri, export_folder)
+    # The launch died right after creating the version: no lineage, no alias yet.
+    register_export(sqlite_uri, run_id, name=NAME, format="onnx")
+    done = register_promotion(sqlite_uri, run_id, name=NAME, format="onnx", lineage=LINEAGE)
+    assert (done.version, done.alias, done.resumed) == (1, CHAMPION, False)
+    assert len(versions(sqlite_uri)) == 1
+    assert versions(sqlite_uri)[0].tags["reid.promotion"] == CHAMPION
+
+
+@pytest.mark.parametrize("alias", ["latest", "v3", "V12"])
+def test_a_reserved_alias_is_refused_before_anything_is_registered(
+    sqlite_uri: str, export_folder: Path, alias: str
+) -> None:
+    run_id = exported_run(sqlite_uri, export_folder)
+    with pytest.raises(ReidError, match="reserved"):
+        register_promotion(
+            sqlite_uri, run_id, name=NAME, format="onnx", lineage=LINEAGE, alias=alias
+        )
+    assert MlflowClient(sqlite_uri).search_registered_models() == []
+
+
+def test_a_run_without_the_export_is_refused(sqlite_uri: str) -> None:
+    client = MlflowClient(sqlite_uri)
+    run_id = client.create_run(experiment_id_for(client, "promotion")).info.run_id
+    with pytest.raises(ReidError, match=f"run {run_id} has no export to register"):
+        register_promotion(sqlite_uri, run_id, name=NAME, format="onnx", lineage=LINEAGE)
+    assert client.search_registered_models() == []
