@@ -30,7 +30,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "search",
         nargs="?",
         metavar="SEARCH_RUN_ID|NAME",
-        help="the search whose best trial teaches (its parent run id or search name)",
+        help="the search whose best trial teaches (its parent run id or search name; "
+        "default: the latest search of the student config's tracking.experiment)",
     )
     command.add_argument(
         "--student",

@@ -113,13 +113,38 @@ def check_teacher_run(run: Run, tracking_uri: str) -> None:
         )
 
 
+def latest_search(tracking_uri: str, experiment: str) -> Run:
+    """The most recently started search of MLflow experiment `experiment`."""
+    check_store_exists(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = (
+        client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`{KIND_TAG}` = '{SEARCH_KIND}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if found is not None
+        else []
+    )
+    if not runs:
+        raise ReidError(
+            f"MLflow experiment {experiment!r} holds no search to promote from; name one, or "
+            "a teacher with --teacher RUN_ID"
+        )
+    return runs[0]
+
+
 def resolve_teacher_run(
-    tracking_uri: str, *, search: str | None, teacher: str | None
+    tracking_uri: str, *, search: str | None, teacher: str | None, experiment: str
 ) -> TeacherSource:
-    """The teacher of a promotion: `teacher` when given, else the best trial of `search`."""
+    """The teacher of a promotion: `teacher` when given, else the best trial of `search` (a
+    run id or name; None with no `teacher`: the latest search of `experiment`)."""
     if search is None and teacher is None:
-        raise ReidError("name a search to promote from, or a teacher run with --teacher RUN_ID")
-    search_run = find_search(tracking_uri, search) if search is not None else None
+        search_run: Run | None = latest_search(tracking_uri, experiment)
+    else:
+        search_run = find_search(tracking_uri, search) if search is not None else None
     if search_run is not None and search_run.info.status != "FINISHED":
         raise ReidError(
             f"search {search_run.data.tags.get(RUN_NAME_TAG, search_run.info.run_id)} is "

@@ -38,6 +38,7 @@ from reid_platform.tracking.layout import (
     KIND_TAG,
     REGISTRY_DISTILL_RUN_TAG,
     REGISTRY_LATENCY_TAG,
+    RUN_NAME_TAG,
     SEARCH_RUN_TAG,
     TEACHER_RUN_TAG,
 )
@@ -213,10 +214,19 @@ def promote(request: PromotionRequest, *, say: Say = logger.info) -> PromotionOu
     _refuse_early(request)
     check_tracking_store(request.tracking_uri)
     uri = request.tracking_uri
-    source = resolve_teacher_run(uri, search=request.search, teacher=request.teacher)
+    source = resolve_teacher_run(
+        uri,
+        search=request.search,
+        teacher=request.teacher,
+        experiment=request.student.tracking.experiment,
+    )
     teacher_id = source.teacher.info.run_id
     search_id = source.search.info.run_id if source.search is not None else None
-    say(f"teacher: run {teacher_id}" + (f", best trial of search {search_id}" if search_id else ""))
+    if source.search is not None:
+        name = source.search.data.tags.get(RUN_NAME_TAG, search_id)
+        say(f"teacher: run {teacher_id}, best trial of search {name} (run {search_id})")
+    else:
+        say(f"teacher: run {teacher_id}")
     with tempfile.TemporaryDirectory(prefix="reid-promote-") as scratch_dir:
         scratch = Path(scratch_dir)
         teacher_file = pin_run_model(teacher_id, uri, scratch / "teacher")

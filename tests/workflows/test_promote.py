@@ -185,7 +185,9 @@ def test_a_gated_promotion_of_a_worse_student_gets_challenger(
     # The current champion of another registered model is the teacher's own export.
     register_export(setup.uri, setup.teacher_id, name="gated", format="onnx", aliases=["champion"])
     untrained = ["solver.optimizer.base_lr=1e-9", "solver.schedule.cosine.eta_min=0"]
-    argv = ["promote", setup.search_name, "--gate", "--register", "gated", "--student"]
+    # No search named: the latest search of the student's experiment (s1: the refusal tests
+    # below add others).
+    argv = ["promote", "--gate", "--register", "gated", "--student"]
     argv += [*setup.student, *untrained, "--tracking-uri", setup.uri]
     status, output = run_cli(setup.folder, argv)
     assert status == 0
@@ -197,6 +199,7 @@ def test_a_gated_promotion_of_a_worse_student_gets_challenger(
     assert int(challenger.version) == 2 and challenger.tags["reid.promotion"] == "challenger"
     assert int(client.get_model_version_by_alias("gated", "champion").version) == 1
     assert "reid.previous_champion" not in challenger.tags
+    assert challenger.tags["reid.search_run_id"] == setup.search_id
     assert "reid fetch models:/gated@challenger" in output
 
 
@@ -320,6 +323,8 @@ def test_bad_students_and_aliases_are_refused_before_anything(
     assert "the logit term cannot use teacher" in sentence and "classifier heads" in sentence
     no_export = refused(setup, ["s1", *student, "export.formats=[]"], capsys)
     assert "export.formats is empty" in no_export
+    elsewhere = refused(setup, [*student, "tracking.experiment=elsewhere"], capsys)
+    assert "MLflow experiment 'elsewhere' holds no search to promote from" in elsewhere
 
 
 def test_a_teacher_that_does_not_reproduce_its_logged_map_is_refused(
