@@ -61,7 +61,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="ADDR",
         help="Ray cluster to join (host:port, auto or ray://host:port); default: a local Ray",
     )
-    command.set_defaults(handler=promote_command)
+    # Overrides written after other options land here (see `cli.main`), after --student's own.
+    command.set_defaults(handler=promote_command, overrides=[])
 
 
 def _percent(value: float | None) -> str:
@@ -88,13 +89,13 @@ def comparison_table(outcome: "PromotionOutcome") -> Table:
     table.add_column("")
     table.add_column(f"teacher (run {outcome.teacher_run_id[:8]})", justify="right")
     table.add_column("student", justify="right")
-    teacher, student = outcome.teacher_metrics, outcome.student_metrics
+    metrics = outcome.student_metrics  # the teacher's figures are logged on the run too
     for label, key, unit in _ROWS:
         render = _percent if unit == "%" else lambda v, u=unit: _number(v, u)
         table.add_row(
             label,
-            render(teacher.get(metric_names.teacher_metric(key))),
-            render(student.get(key)),
+            render(metrics.get(metric_names.teacher_metric(key))),
+            render(metrics.get(key)),
         )
     return table
 
@@ -113,8 +114,13 @@ def promote_command(args: argparse.Namespace) -> int:
     config_path, *overrides = args.student
     if "=" in config_path:
         raise ReidError(f"--student needs the student's config file first, got {config_path!r}")
+    if args.search is not None and "=" in args.search:
+        raise ReidError(
+            f"{args.search!r} looks like an override, not a search: write overrides after "
+            "--student CONFIG"
+        )
     request = PromotionRequest(
-        student=load_config(config_path, overrides),
+        student=load_config(config_path, [*overrides, *args.overrides]),
         search=args.search,
         teacher=args.teacher,
         register=args.register,
@@ -132,9 +138,10 @@ def promote_command(args: argparse.Namespace) -> int:
     registered = outcome.registered
     moved = f", was version {registered.previous}" if registered.previous is not None else ""
     again = " (registered by an earlier launch)" if registered.resumed else ""
+    since = "" if registered.holds_alias else f"; {registered.alias} has moved on since"
     console.print(
         f"registered {registered.name} version {registered.version} as "
-        f"{registered.alias}{moved}{again}"
+        f"{registered.alias}{moved}{again}{since}"
     )
     fetch = outcome.fetch_command()
     if args.tracking_uri != DEFAULT_TRACKING_URI:

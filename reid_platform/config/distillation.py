@@ -89,7 +89,3 @@ class DistillationConfig(Section):
                 "(logit.kind none or weight 0, and pkt.weight 0)"
             )
         return self
-
-    @property
-    def has_teacher(self) -> bool:
-        return self.teacher_run_id is not None or self.teacher_weights is not None

@@ -78,7 +78,7 @@ def load_model_file(path: Path) -> LoadedModel:
         # Every weight comes from the file: the ImageNet file its config names need not exist
         # on this machine, and "random initialisation" would be a false notice.
         model = build_model(
-            _without_pretrained(config), config.input, num_classes=max(num_classes, 1)
+            without_pretrained(config.model), config.input, num_classes=max(num_classes, 1)
         )
     result = model.load_state_dict(payload["model"], strict=False)
     allowed = (
@@ -94,9 +94,11 @@ def load_model_file(path: Path) -> LoadedModel:
     return LoadedModel(model.eval(), config, num_classes, dict(payload["source"]))
 
 
-def _without_pretrained(config: ReidConfig) -> ModelConfig:
-    backbone = config.model.backbone.model_copy(update={"pretrained": PretrainedConfig()})
-    return config.model.model_copy(update={"backbone": backbone})
+def without_pretrained(model: ModelConfig) -> ModelConfig:
+    """`model` without where its ImageNet weights came from: the architecture alone (two model
+    files of equal `without_pretrained` configs hold the same tensors)."""
+    backbone = model.backbone.model_copy(update={"pretrained": PretrainedConfig()})
+    return model.model_copy(update={"backbone": backbone})
 
 
 @contextmanager

@@ -28,7 +28,8 @@ def record_teacher(
 ) -> None:
     """Tag run `run_id` with its teacher and log the `teacher/*` metrics (step 0, once).
 
-    Raises `ReidError` when the run already names another teacher or another model-file hash.
+    Raises `ReidError` when the run already names another teacher or another model-file hash
+    (the search is kept as first recorded).
     """
     client = MlflowClient(tracking_uri=tracking_uri)
     tags = call_with_retries(
@@ -43,7 +44,8 @@ def record_teacher(
     }
     for key, value in wanted.items():
         held = tags.get(key)
-        if value is not None and held is not None and held != value:
+        # The search is lineage only: the same teacher promoted from two searches is one run.
+        if key != SEARCH_RUN_TAG and value is not None and held is not None and held != value:
             what = "teacher checkpoint" if key == TEACHER_SHA256_TAG else key
             raise ReidError(
                 f"run {run_id} was launched with {what} {held[:16]}, not {value[:16]}: the teacher "

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from reid_platform.errors import ReidError
 from reid_platform.tracking.connection import sqlite_path
 from reid_platform.tracking.layout import FINAL_METRICS, MODEL_CHECKPOINT
+from reid_platform.tracking.retry import call_with_retries
 
 
 def check_store_exists(tracking_uri: str) -> None:
@@ -55,13 +56,23 @@ def final_run_metrics(run: Run, tracking_uri: str) -> dict[str, float]:
     """The metrics a finished training run ended with: its `metrics/final.json` (the final
     validation and test metrics, as the final checkpoint recorded them) over the latest value
     of every logged metric (`run.data.metrics`)."""
-    metrics = dict(run.data.metrics)
     client = MlflowClient(tracking_uri=tracking_uri)
-    parent = str(Path(FINAL_METRICS).parent)
-    if FINAL_METRICS not in {
-        entry.path for entry in client.list_artifacts(run.info.run_id, parent)
-    }:
-        return metrics
+    run_id, parent = run.info.run_id, str(Path(FINAL_METRICS).parent)
+
+    def saved() -> dict[str, float | None]:
+        if FINAL_METRICS not in {e.path for e in client.list_artifacts(run_id, parent)}:
+            return {}
+        with tempfile.TemporaryDirectory(prefix="reid-metrics-") as folder:
+            text = Path(client.download_artifacts(run_id, FINAL_METRICS, folder)).read_text()
+        values: dict[str, float | None] = json.loads(text)
+        return values
+
+    final = call_with_retries(
+        saved, what=f"reading {FINAL_METRICS} of run {run_id}", tracking_uri=tracking_uri
+    )
+    metrics = dict(run.data.metrics)
+    metrics.update({k: float("nan") if v is None else float(v) for k, v in final.items()})
+    return metrics
     with tempfile.TemporaryDirectory(prefix="reid-metrics-") as folder:
         path = client.download_artifacts(run.info.run_id, FINAL_METRICS, folder)
         saved = json.loads(Path(path).read_text())

@@ -212,6 +212,20 @@ def open_training_run(
         ) from None
 
 
+def find_training_run(tracking_uri: str, *, experiment: str, run_name: str) -> Run | None:
+    """The run named `run_name` in `experiment`, as it is (nothing created or reopened)."""
+    check_tracking_store(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+
+    def find() -> Run | None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None or found.lifecycle_stage == "deleted":
+            return None
+        return _find_run(client, str(found.experiment_id), run_name)
+
+    return call_with_retries(find, what=f"looking up run {run_name!r}", tracking_uri=tracking_uri)
+
+
 def finish_run(tracking_uri: str, run_id: str, status: RunStatus) -> None:
     """Mark run `run_id` terminated with `status`, retrying through a short outage."""
     if status not in ("FINISHED", "FAILED", "KILLED"):

@@ -11,6 +11,7 @@ replaced by another trial (`teacher` overrides it explicitly).
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
@@ -22,12 +23,14 @@ from reid_platform.tracking.layout import (
     DISTILL_KIND,
     KIND_TAG,
     MODEL_CHECKPOINT,
+    PARENT_RUN_TAG,
     RUN_NAME_TAG,
     SEARCH_KIND,
     TRIAL_ID_TAG,
     TRIAL_KIND,
     TRIAL_STATUS_TAG,
 )
+from reid_platform.tracking.retry import call_with_retries
 from reid_platform.tracking.run_artifacts import check_store_exists, get_run
 from reid_platform.tracking.runs import quoted
 
@@ -37,10 +40,27 @@ TEACHER_KINDS = (TRIAL_KIND, "train", DISTILL_KIND)
 
 @dataclass(frozen=True)
 class TeacherSource:
-    """The teacher's run, and the search it was promoted from (None with `--teacher` alone)."""
+    """The teacher's run and the search it comes from (None with `--teacher` alone, or when
+    the run named by `--teacher` is no trial of the search named); `best`: it is that search's
+    best trial."""
 
     teacher: Run
     search: Run | None
+    best: bool = False
+
+    def describe(self) -> str:
+        """`run X, best trial of search NAME (run Y, started …)` for the report."""
+        text = f"run {self.teacher.info.run_id}"
+        if self.search is None:
+            return text
+        search = self.search
+        name = search.data.tags.get(RUN_NAME_TAG, search.info.run_id)
+        started = datetime.fromtimestamp(search.info.start_time / 1000, UTC)
+        role = "best trial" if self.best else "a trial"
+        return (
+            f"{text}, {role} of search {name} (run {search.info.run_id}, started "
+            f"{started:%Y-%m-%d %H:%M} UTC)"
+        )
 
 
 def _by_name(client: MlflowClient, name: str) -> Run | None:
@@ -105,7 +125,11 @@ def check_teacher_run(run: Run, tracking_uri: str) -> None:
     if run.info.status != "FINISHED":
         raise ReidError(f"{_describe(run)} ended {run.info.status}, so it cannot teach")
     client = MlflowClient(tracking_uri=tracking_uri)
-    listed = {e.path for e in client.list_artifacts(run.info.run_id, "checkpoints")}
+    listed = call_with_retries(
+        lambda: {e.path for e in client.list_artifacts(run.info.run_id, "checkpoints")},
+        what=f"listing the checkpoints of run {run.info.run_id}",
+        tracking_uri=tracking_uri,
+    )
     if MODEL_CHECKPOINT not in listed:
         raise ReidError(
             f"{_describe(run)} has no {MODEL_CHECKPOINT} (a trial stopped early keeps none), so "
@@ -161,4 +185,8 @@ def resolve_teacher_run(
             )
     teacher_run = get_run(teacher, tracking_uri)
     check_teacher_run(teacher_run, tracking_uri)
-    return TeacherSource(teacher=teacher_run, search=search_run)
+    if search_run is None:
+        return TeacherSource(teacher_run, None)
+    best = search_run.data.tags.get(BEST_RUN_TAG) == teacher
+    of_search = best or teacher_run.data.tags.get(PARENT_RUN_TAG) == search_run.info.run_id
+    return TeacherSource(teacher_run, search_run if of_search else None, best)

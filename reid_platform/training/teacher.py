@@ -17,7 +17,7 @@ from torch import nn
 
 from reid_platform.config import ReidConfig
 from reid_platform.errors import ReidError
-from reid_platform.modeling.model_file import LoadedModel, load_model_file
+from reid_platform.modeling.model_file import LoadedModel, load_model_file, without_pretrained
 from reid_platform.training.checkpoint_dir import LABEL_MAP_KEY
 
 logger = logging.getLogger(__name__)
@@ -135,6 +135,12 @@ def check_teacher_fits(
         )
     if not student.distillation.logit.active:
         return
+    if teacher.label_map is None:
+        logger.warning(
+            "teacher %s's model file records no label map (written before label maps were "
+            "recorded, or imported): only its class count is checked against the student's",
+            teacher.name,
+        )
     mismatch = _logit_mismatch(teacher, student, num_classes, label_map)
     if mismatch is not None:
         raise ReidError(
@@ -148,7 +154,7 @@ def load_student_init(model: nn.Module, path: Path, *, name: str, student: ReidC
     `path`: its model section must equal the student's; the classifier is kept only when its
     shape fits (another class count starts it afresh, said once)."""
     loaded = load_model_file(path)
-    if loaded.config.model != student.model:
+    if without_pretrained(loaded.config.model) != without_pretrained(student.model):
         raise ReidError(
             f"distillation.student_init_run_id: the model of {name} differs from the student's "
             "model section; start from a run of the same architecture"

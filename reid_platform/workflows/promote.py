@@ -12,7 +12,8 @@ and registered as the model to ship.
    validation split (`teacher_check`), before any MLflow run is opened.
 4. One distillation run (`reid.kind=distill`, not a child of the search), named after the
    teacher and the student config's hash: relaunching the same promotion resumes it (Ray Train
-   continues from its checkpoints), and a FINISHED one is not trained again.
+   continues from its checkpoints), and a FINISHED one is neither reopened nor trained again
+   (only its teacher's hash is compared with the one it was trained with).
 5. Its export is registered; `champion` (or `--alias`) moves to it, unless `gate` finds the
    current champion better on the same validation split: then it is `challenger`.
 """
@@ -23,12 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from mlflow.entities.model_registry import ModelVersion
-
 from reid_platform import metric_names
 from reid_platform.config import ReidConfig, config_hash
-from reid_platform.data.build import build_data
 from reid_platform.errors import ReidError
 from reid_platform.modeling.model_file import load_model_file
 from reid_platform.tracking.connection import check_tracking_store
@@ -38,11 +35,11 @@ from reid_platform.tracking.layout import (
     KIND_TAG,
     REGISTRY_DISTILL_RUN_TAG,
     REGISTRY_LATENCY_TAG,
-    RUN_NAME_TAG,
     SEARCH_RUN_TAG,
     TEACHER_RUN_TAG,
+    TEACHER_SHA256_TAG,
 )
-from reid_platform.tracking.model_files import pin_run_model
+from reid_platform.tracking.model_files import RunModelFile, pin_run_model
 from reid_platform.tracking.promotion import (
     CHALLENGER,
     CHAMPION,
@@ -50,11 +47,15 @@ from reid_platform.tracking.promotion import (
     register_promotion,
 )
 from reid_platform.tracking.registry import check_aliases
-from reid_platform.tracking.run_artifacts import download_run_model, final_run_metrics, get_run
-from reid_platform.tracking.runs import RunStatus, finish_run, open_training_run
-from reid_platform.tracking.teacher_runs import resolve_teacher_run
-from reid_platform.training.hooks import TrainingOutcome
-from reid_platform.training.validation import TrainingEvaluator
+from reid_platform.tracking.run_artifacts import final_run_metrics, get_run
+from reid_platform.tracking.runs import (
+    RunStatus,
+    find_training_run,
+    finish_run,
+    open_training_run,
+)
+from reid_platform.tracking.teacher_runs import TeacherSource, resolve_teacher_run
+from reid_platform.workflows.champion_gate import champion_gate
 from reid_platform.workflows.student_plan import plan_student
 from reid_platform.workflows.teacher_check import TeacherCheck, check_teacher
 
@@ -65,8 +66,9 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True, kw_only=True)
 class PromotionRequest:
-    """What to promote: the student config (overrides applied), the search (run id or name)
-    and/or an explicit teacher run, where to register it and how the alias moves."""
+    """What to promote: the student config (overrides applied), the search (run id or name;
+    None: the latest search of the student's experiment) and/or an explicit teacher run,
+    where to register it and how the alias moves."""
 
     student: ReidConfig
     search: str | None
@@ -81,7 +83,12 @@ class PromotionRequest:
 
 @dataclass(frozen=True)
 class PromotionOutcome:
-    """What happened: the distillation run, its teacher, both sides' figures, the version."""
+    """What happened: the distillation run, its teacher, both sides' figures, the version.
+
+    student_metrics: the run's final metrics, its `teacher/*` figures included.
+    resumed_after_epoch: the epoch an interrupted run was resumed after (None: trained from
+    the start, or not trained now).
+    """
 
     run_id: str
     run_name: str
@@ -90,16 +97,23 @@ class PromotionOutcome:
     taken: tuple[str, ...]
     trained: bool
     resumed_after_epoch: int | None
-    """The epoch an interrupted run was resumed after (None: trained from the start, or not
-    trained now)."""
-    teacher_metrics: dict[str, float]
     student_metrics: dict[str, float]
     registered: RegisteredPromotion
     format: str
 
     def fetch_command(self) -> str:
-        name, alias = self.registered.name, self.registered.alias
-        return f"reid fetch models:/{name}@{alias} --format {self.format} --out deploy/"
+        uri = self.registered.model_uri
+        return f"reid fetch {uri} --format {self.format} --out deploy/"
+
+
+@dataclass(frozen=True)
+class _Distillation:
+    """The distillation run of a promotion: its id, whether it was trained by this launch and
+    after which epoch it resumed."""
+
+    run_id: str
+    trained: bool
+    resumed_after_epoch: int | None
 
 
 def distill_run_name(config: ReidConfig, teacher_run_id: str) -> str:
@@ -113,44 +127,8 @@ def _with_run_name(config: ReidConfig, name: str) -> ReidConfig:
     return config.model_copy(update={"tracking": tracking})
 
 
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _champion_gate(
-    config: ReidConfig, student_map: float, request: PromotionRequest, scratch: Path, say: Say
-) -> Callable[[ModelVersion], bool]:
-    """`may_take(holder)`: the student's validation mAP against the holder's model evaluated
-    now on the student's validation split (same images; the holder's own input and
-    evaluation settings)."""
-
-    def may_take(holder: ModelVersion) -> bool:
-        if not holder.run_id:
-            raise ReidError(
-                f"{request.alias} version {holder.version} names no run, so the gate cannot "
-                "evaluate it; promote without --gate"
-            )
-        folder = scratch / f"champion-{holder.version}"
-        loaded = load_model_file(download_run_model(holder.run_id, request.tracking_uri, folder))
-        on_our_data = loaded.config.model_copy(update={"data": config.data})
-        evaluator = TrainingEvaluator(on_our_data, build_data(config.data), device=_device())
-        held = evaluator.validate(loaded.model.to(evaluator.device)).metrics[metric_names.MAP]
-        verdict = "takes" if student_map >= held else "does not take"
-        say(
-            f"gate: student validation mAP {student_map:.4f}, {request.alias} version "
-            f"{holder.version} {held:.4f} on the same validation split: the student {verdict} "
-            f"{request.alias}"
-        )
-        return student_map >= held
-
-    return may_take
-
-
-def _description(
-    config: ReidConfig, teacher_id: str, search_id: str | None, student: dict[str, float]
-) -> str:
+def _description(config: ReidConfig, source: TeacherSource, student: dict[str, float]) -> str:
     """What the registry shows of a promoted version: the student, its teacher, its figures."""
-    origin = f"run {teacher_id}" + (f", best trial of search {search_id}" if search_id else "")
     figures = []
     for label, key, scale, unit in (
         ("validation mAP", metric_names.MAP, 100.0, "%"),
@@ -160,7 +138,7 @@ def _description(
         if key in student:
             figures.append(f"{label} {scale * student[key]:.2f}{unit}")
     backbone = config.model.backbone.name
-    return f"{backbone} student distilled from {origin}: " + ", ".join(figures)
+    return f"{backbone} student distilled from {source.describe()}: " + ", ".join(figures)
 
 
 def _close(tracking_uri: str, run_id: str, status: RunStatus) -> None:
@@ -170,36 +148,12 @@ def _close(tracking_uri: str, run_id: str, status: RunStatus) -> None:
         logger.warning("could not mark MLflow run %s %s: %s", run_id, status, error)
 
 
-def _train(
-    config: ReidConfig, request: PromotionRequest, run_id: str, check: TeacherCheck
-) -> TrainingOutcome:
-    from reid_platform.distributed.training_run import run_tracked_training  # ray: import late
-
-    try:
-        outcome = run_tracked_training(
-            config,
-            run_id=run_id,
-            tracking_uri=request.tracking_uri,
-            working_dir=request.working_dir,
-            address=request.address,
-            models=check.models,
-        )
-    except KeyboardInterrupt:
-        _close(request.tracking_uri, run_id, "KILLED")
-        raise
-    except BaseException:
-        _close(request.tracking_uri, run_id, "FAILED")
-        raise
-    finish_run(request.tracking_uri, run_id, "FINISHED")
-    return outcome
-
-
 def _refuse_early(request: PromotionRequest) -> None:
     """Bad input that needs no MLflow: refused before anything is read or written."""
     check_aliases([request.alias])
     if request.alias == CHALLENGER:
         raise ReidError(
-            f"--alias {CHALLENGER} is what a student the gate refuses gets; choose another"
+            f"--alias {CHALLENGER} is what a student that the gate refuses gets; choose another"
         )
     if not request.student.export.formats:
         raise ReidError(
@@ -208,109 +162,182 @@ def _refuse_early(request: PromotionRequest) -> None:
         )
 
 
+def _finished_before(config: ReidConfig, uri: str, pinned: RunModelFile) -> str | None:
+    """The id of this promotion's run when an earlier launch finished it (refused when its
+    teacher's model file has changed since); None when it is still to be trained."""
+    assert config.tracking.run_name is not None
+    run = find_training_run(
+        uri, experiment=config.tracking.experiment, run_name=config.tracking.run_name
+    )
+    if run is None or run.info.status != "FINISHED":
+        return None
+    trained_with = run.data.tags.get(TEACHER_SHA256_TAG)
+    if trained_with is not None and trained_with != pinned.sha256:
+        raise ReidError(
+            f"run {run.info.run_id} was distilled from teacher checkpoint {trained_with[:12]}…, "
+            f"but run {pinned.run_id}'s checkpoint is now {pinned.sha256[:12]}…; promote "
+            "again from the search once the teacher is settled"
+        )
+    return run.info.run_id
+
+
+def _distil(
+    config: ReidConfig,
+    request: PromotionRequest,
+    check: TeacherCheck,
+    source: TeacherSource,
+    say: Say,
+) -> _Distillation:
+    """Open (or reopen) the distillation run, record its teacher and train it on Ray Train;
+    an interrupted or failed launch leaves the run KILLED or FAILED, never RUNNING."""
+    from reid_platform.distributed.training_run import run_tracked_training  # ray: late
+
+    assert config.tracking.run_name is not None
+    uri = request.tracking_uri
+    tracked = open_training_run(
+        tracking_uri=uri,
+        experiment=config.tracking.experiment,
+        run_name=config.tracking.run_name,
+        config=config,
+        kind=DISTILL_KIND,
+    )
+    verb = "resuming" if tracked.resumed else "starting"
+    logger.info(
+        "%s distillation run %s (MLflow run %s)", verb, config.tracking.run_name, tracked.run_id
+    )
+    try:
+        record_teacher(
+            uri,
+            tracked.run_id,
+            teacher_run_id=source.teacher.info.run_id,
+            sha256=check.sha256,
+            search_run_id=source.search.info.run_id if source.search is not None else None,
+            metrics=check.metrics,
+        )
+        outcome = run_tracked_training(
+            config,
+            run_id=tracked.run_id,
+            tracking_uri=uri,
+            working_dir=request.working_dir,
+            address=request.address,
+            models=check.models,
+        )
+    except KeyboardInterrupt:
+        _close(uri, tracked.run_id, "KILLED")
+        raise
+    except BaseException:
+        _close(uri, tracked.run_id, "FAILED")
+        raise
+    finish_run(uri, tracked.run_id, "FINISHED")
+    start = outcome.start_epoch
+    return _Distillation(tracked.run_id, True, start if start > 0 else None)
+
+
+def _lineage(source: TeacherSource, run_id: str, student: dict[str, float]) -> dict[str, str]:
+    lineage = {
+        KIND_TAG: DISTILL_KIND,
+        TEACHER_RUN_TAG: source.teacher.info.run_id,
+        REGISTRY_DISTILL_RUN_TAG: run_id,
+    }
+    if source.search is not None:
+        lineage[SEARCH_RUN_TAG] = source.search.info.run_id
+    latency = student.get(metric_names.EXPORT_LATENCY_MS)
+    if latency is not None:
+        lineage[REGISTRY_LATENCY_TAG] = f"{latency:.3f}"
+    return lineage
+
+
+def _register(
+    config: ReidConfig,
+    request: PromotionRequest,
+    source: TeacherSource,
+    run_id: str,
+    scratch: Path,
+    say: Say,
+) -> tuple[dict[str, float], RegisteredPromotion]:
+    """The run's final metrics, and its export registered with the alias moved (gated)."""
+    uri = request.tracking_uri
+    student = final_run_metrics(get_run(run_id, uri), uri)
+    gate = None
+    if request.gate:
+        student_map = student.get(metric_names.MAP)
+        if student_map is None:
+            raise ReidError(f"run {run_id} logged no validation mAP to gate on")
+        gate = champion_gate(
+            config, student_map, alias=request.alias, tracking_uri=uri, scratch=scratch, say=say
+        )
+    registered = register_promotion(
+        uri,
+        run_id,
+        name=request.register or config.tracking.registered_model,
+        format=config.export.formats[0],
+        lineage=_lineage(source, run_id, student),
+        description=_description(config, source, student),
+        alias=request.alias,
+        may_take=gate,
+    )
+    return student, registered
+
+
+def _student_config(
+    request: PromotionRequest, source: TeacherSource, teacher_file: Path, say: Say
+) -> tuple[ReidConfig, tuple[str, ...]]:
+    """The student's resolved config, named after its teacher, and what it took over."""
+    teacher_id = source.teacher.info.run_id
+    plan = plan_student(
+        request.student, load_model_file(teacher_file).config, teacher_run_id=teacher_id
+    )
+    for line in plan.taken:
+        say(line)
+    if request.gate and not plan.config.data.validation.enabled:
+        raise ReidError(
+            "--gate compares validation mAP, but the teacher's data has no validation split "
+            "(data.validation)"
+        )
+    return _with_run_name(plan.config, distill_run_name(plan.config, teacher_id)), plan.taken
+
+
 def promote(request: PromotionRequest, *, say: Say = logger.info) -> PromotionOutcome:
     """Run the promotion (see the module docstring); every refusal is a `ReidError` raised
     before anything is registered or moved."""
     _refuse_early(request)
-    check_tracking_store(request.tracking_uri)
     uri = request.tracking_uri
+    check_tracking_store(uri)
     source = resolve_teacher_run(
         uri,
         search=request.search,
         teacher=request.teacher,
         experiment=request.student.tracking.experiment,
     )
-    teacher_id = source.teacher.info.run_id
-    search_id = source.search.info.run_id if source.search is not None else None
-    if source.search is not None:
-        name = source.search.data.tags.get(RUN_NAME_TAG, search_id)
-        say(f"teacher: run {teacher_id}, best trial of search {name} (run {search_id})")
-    else:
-        say(f"teacher: run {teacher_id}")
+    say(f"teacher: {source.describe()}")
     with tempfile.TemporaryDirectory(prefix="reid-promote-") as scratch_dir:
         scratch = Path(scratch_dir)
-        teacher_file = pin_run_model(teacher_id, uri, scratch / "teacher")
-        plan = plan_student(
-            request.student, load_model_file(teacher_file[0]).config, teacher_run_id=teacher_id
-        )
-        for line in plan.taken:
-            say(line)
-        if request.gate and not plan.config.data.validation.enabled:
-            raise ReidError(
-                "--gate compares validation mAP, but the teacher's data has no validation split "
-                "(data.validation)"
-            )
-        config = _with_run_name(plan.config, distill_run_name(plan.config, teacher_id))
-        check = check_teacher(
-            config,
-            tracking_uri=uri,
-            working_dir=request.working_dir,
-            scratch=scratch,
-            teacher_file=teacher_file,
-        )
-        assert config.tracking.run_name is not None
-        tracked = open_training_run(
-            tracking_uri=uri,
-            experiment=config.tracking.experiment,
-            run_name=config.tracking.run_name,
-            config=config,
-            kind=DISTILL_KIND,
-        )
-        record_teacher(
-            uri,
-            tracked.run_id,
-            teacher_run_id=teacher_id,
-            sha256=check.sha256,
-            search_run_id=search_id,
-            metrics=check.metrics,
-        )
-        trained, resumed_after = tracked.previous_status != "FINISHED", None
-        if trained:
-            verb = "resuming" if tracked.resumed else "starting"
-            say(f"{verb} distillation run {config.tracking.run_name} (MLflow run {tracked.run_id})")
-            start = _train(config, request, tracked.run_id, check).start_epoch
-            resumed_after = start if start > 0 else None
+        teacher_file = pin_run_model(source.teacher.info.run_id, uri, scratch / "teacher")
+        config, taken = _student_config(request, source, teacher_file[0], say)
+        finished = _finished_before(config, uri, teacher_file[1])
+        if finished is not None:
+            say(f"distillation run {finished} has finished already: not trained again")
+            done = _Distillation(finished, False, None)
         else:
-            # Opening the run marked it RUNNING again; it stays what it was.
-            finish_run(uri, tracked.run_id, "FINISHED")
-            say(f"distillation run {tracked.run_id} has finished already: not trained again")
-        student = final_run_metrics(get_run(tracked.run_id, uri), uri)
-        format = config.export.formats[0]
-        lineage = {
-            KIND_TAG: DISTILL_KIND,
-            TEACHER_RUN_TAG: teacher_id,
-            REGISTRY_DISTILL_RUN_TAG: tracked.run_id,
-            **({SEARCH_RUN_TAG: search_id} if search_id else {}),
-        }
-        latency = student.get(metric_names.EXPORT_LATENCY_MS)
-        if latency is not None:
-            lineage[REGISTRY_LATENCY_TAG] = f"{latency:.3f}"
-        student_map = student.get(metric_names.MAP)
-        gate = None
-        if request.gate:
-            if student_map is None:
-                raise ReidError(f"run {tracked.run_id} logged no validation mAP to gate on")
-            gate = _champion_gate(config, student_map, request, scratch, say)
-        registered = register_promotion(
-            uri,
-            tracked.run_id,
-            name=request.register or config.tracking.registered_model,
-            format=format,
-            lineage=lineage,
-            description=_description(config, teacher_id, search_id, student),
-            alias=request.alias,
-            may_take=gate,
-        )
+            check = check_teacher(
+                config,
+                tracking_uri=uri,
+                working_dir=request.working_dir,
+                scratch=scratch,
+                teacher_file=teacher_file,
+            )
+            done = _distil(config, request, check, source, say)
+        student, registered = _register(config, request, source, done.run_id, scratch, say)
+    assert config.tracking.run_name is not None
     return PromotionOutcome(
-        run_id=tracked.run_id,
+        run_id=done.run_id,
         run_name=config.tracking.run_name,
-        teacher_run_id=teacher_id,
-        search_run_id=search_id,
-        taken=plan.taken,
-        trained=trained,
-        resumed_after_epoch=resumed_after,
-        teacher_metrics=check.metrics,
+        teacher_run_id=source.teacher.info.run_id,
+        search_run_id=source.search.info.run_id if source.search is not None else None,
+        taken=taken,
+        trained=done.trained,
+        resumed_after_epoch=done.resumed_after_epoch,
         student_metrics=student,
         registered=registered,
-        format=format,
+        format=config.export.formats[0],
     )

@@ -10,6 +10,7 @@ distillation run as `teacher/*`, so the MLflow UI shows teacher and student side
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from reid_platform.config import ReidConfig
 from reid_platform.data.build import ReidData, build_data
 from reid_platform.data.splits import label_map_digest
 from reid_platform.errors import ReidError
-from reid_platform.modeling.model_file import LoadedModel, load_model_file
+from reid_platform.modeling.model_file import LoadedModel, load_model_file, without_pretrained
 from reid_platform.tracking.connection import absolute_tracking_uri
 from reid_platform.tracking.model_files import PinnedModels, RunModelFile, pin_run_model
 from reid_platform.tracking.run_artifacts import final_run_metrics, get_run
@@ -55,12 +56,13 @@ class TeacherCheck:
         return self.models.teacher.sha256 if self.models.teacher is not None else None
 
 
-def _device() -> str:
+def evaluation_device() -> str:
+    """Where the driver evaluates a teacher or a champion: the GPU when there is one."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _validation_map(loaded: LoadedModel, data: ReidData) -> dict[str, float]:
-    evaluator = TrainingEvaluator(loaded.config, data, device=_device())
+    evaluator = TrainingEvaluator(loaded.config, data, device=evaluation_device())
     if not evaluator.has_validation:
         return {}
     return evaluator.validate(loaded.model.to(evaluator.device)).metrics
@@ -72,7 +74,7 @@ def _pin_student_init(config: ReidConfig, uri: str, scratch: Path) -> RunModelFi
     if run_id is None:
         return None
     path, pinned = pin_run_model(run_id, uri, scratch / "student_init")
-    if load_model_file(path).config.model != config.model:
+    if without_pretrained(load_model_file(path).config.model) != without_pretrained(config.model):
         raise ReidError(
             f"distillation.student_init_run_id: the model of run {run_id} differs from the "
             "student's model section; start from a run of the same architecture"
@@ -84,9 +86,13 @@ def _reproduces(name: str, measured: dict[str, float], logged: dict[str, float])
     """Refuse a teacher whose validation mAP is not the one its run logged."""
     now, then = measured.get(metric_names.MAP), logged.get(metric_names.MAP)
     if now is None or then is None:
-        logger.info("teacher %s: no logged validation mAP to compare with; not checked", name)
+        logger.warning(
+            "teacher %s: %s, so its weights are not checked against its run",
+            name,
+            "no validation split" if now is None else "its run logged no validation mAP",
+        )
         return
-    if abs(now - then) > MAP_TOLERANCE:
+    if not (math.isfinite(now) and math.isfinite(then)) or abs(now - then) > MAP_TOLERANCE:
         raise ReidError(
             f"the teacher checkpoint of {name} gives {now:.4f} validation mAP, but the run "
             f"logged {then:.4f}: its weights or its data are not those it was trained with"

@@ -13,6 +13,7 @@ from reid_platform.tracking.export_runs import log_export_folder
 from reid_platform.tracking.promotion import (
     CHALLENGER,
     CHAMPION,
+    AliasHolder,
     RegisteredPromotion,
     alias_holder,
     register_promotion,
@@ -62,9 +63,10 @@ def test_the_displaced_champion_is_recorded_on_the_new_version(
     register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
     done = register_promotion(sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE)
     assert (done.version, done.alias, done.previous) == (2, CHAMPION, 1)
-    holder = alias_holder(sqlite_uri, NAME, CHAMPION)
-    assert holder is not None and holder.run_id == second
-    assert holder.tags["reid.previous_champion"] == "1"
+    assert alias_holder(sqlite_uri, NAME, CHAMPION) == AliasHolder(2, second)
+    assert (
+        MlflowClient(sqlite_uri).get_model_version(NAME, "2").tags["reid.previous_champion"] == "1"
+    )
     # MLflow keeps one version per alias: the old champion has none now.
     assert MlflowClient(sqlite_uri).get_model_version(NAME, "1").aliases == []
 
@@ -75,16 +77,17 @@ def test_a_gate_that_refuses_gives_challenger_and_leaves_the_champion(
     first = exported_run(sqlite_uri, export_folder)
     second = exported_run(sqlite_uri, export_folder)
     register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
-    asked: list[int] = []
+    asked: list[AliasHolder] = []
 
-    def may_take(holder: ModelVersion) -> bool:
-        asked.append(int(holder.version))
+    def may_take(holder: AliasHolder) -> bool:
+        asked.append(holder)
+        assert len(versions(sqlite_uri)) == 1, "asked before the new version is registered"
         return False
 
     done = register_promotion(
         sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE, may_take=may_take
     )
-    assert asked == [1]
+    assert asked == [AliasHolder(1, first)]
     assert (done.version, done.alias, done.previous) == (2, CHALLENGER, None)
     client = MlflowClient(sqlite_uri)
     assert int(client.get_model_version_by_alias(NAME, CHAMPION).version) == 1
@@ -99,7 +102,8 @@ def test_a_promotion_is_not_done_twice(sqlite_uri: str, export_folder: Path) -> 
     register_promotion(sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE)
     again = register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
     # Run `first` was promoted already: its version is found, the alias stays where it is.
-    assert again == RegisteredPromotion(NAME, 1, CHAMPION, None, resumed=True)
+    assert again == RegisteredPromotion(NAME, 1, CHAMPION, None, resumed=True, holds_alias=False)
+    assert again.model_uri == f"models:/{NAME}/1"  # not @champion: that is version 2 now
     assert len(versions(sqlite_uri)) == 2
     assert MlflowClient(sqlite_uri).get_model_version_by_alias(NAME, CHAMPION).run_id == second
 
@@ -136,3 +140,60 @@ def test_a_run_without_the_export_is_refused(sqlite_uri: str) -> None:
     with pytest.raises(ReidError, match=f"run {run_id} has no export to register"):
         register_promotion(sqlite_uri, run_id, name=NAME, format="onnx", lineage=LINEAGE)
     assert client.search_registered_models() == []
+
+
+def test_a_gate_that_lets_the_student_take_records_the_displaced_version(
+    sqlite_uri: str, export_folder: Path
+) -> None:
+    first = exported_run(sqlite_uri, export_folder)
+    second = exported_run(sqlite_uri, export_folder)
+    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    done = register_promotion(
+        sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE, may_take=lambda h: True
+    )
+    assert (done.version, done.alias, done.previous) == (2, CHAMPION, 1)
+    assert done.model_uri == f"models:/{NAME}@champion"
+
+
+def test_a_failing_gate_registers_nothing(sqlite_uri: str, export_folder: Path) -> None:
+    first = exported_run(sqlite_uri, export_folder)
+    second = exported_run(sqlite_uri, export_folder)
+    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+
+    def broken(holder: AliasHolder) -> bool:
+        raise ReidError("the holder's model cannot be evaluated")
+
+    with pytest.raises(ReidError, match="cannot be evaluated"):
+        register_promotion(
+            sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE, may_take=broken
+        )
+    assert len(versions(sqlite_uri)) == 1
+
+
+def test_a_launch_cut_short_after_moving_the_alias_is_completed_as_it_was(
+    sqlite_uri: str, export_folder: Path
+) -> None:
+    from reid_platform.tracking.registry import register_export
+
+    first = exported_run(sqlite_uri, export_folder)
+    second = exported_run(sqlite_uri, export_folder)
+    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    # The cut launch registered version 2, recorded version 1 as displaced and moved the
+    # alias, then died before writing its outcome.
+    register_export(sqlite_uri, second, name=NAME, format="onnx")
+    client = MlflowClient(sqlite_uri)
+    client.set_model_version_tag(NAME, "2", "reid.previous_champion", "1")
+    client.set_registered_model_alias(NAME, CHAMPION, "2")
+    refusing = []
+    done = register_promotion(
+        sqlite_uri,
+        second,
+        name=NAME,
+        format="onnx",
+        lineage=LINEAGE,
+        may_take=lambda holder: refusing.append(holder) or False,
+    )
+    assert refusing == [], "the version is not gated against itself"
+    assert (done.version, done.alias, done.previous) == (2, CHAMPION, 1)
+    assert client.get_model_version(NAME, "2").tags["reid.previous_champion"] == "1"
+    assert len(versions(sqlite_uri)) == 2

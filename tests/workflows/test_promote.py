@@ -185,9 +185,7 @@ def test_a_gated_promotion_of_a_worse_student_gets_challenger(
     # The current champion of another registered model is the teacher's own export.
     register_export(setup.uri, setup.teacher_id, name="gated", format="onnx", aliases=["champion"])
     untrained = ["solver.optimizer.base_lr=1e-9", "solver.schedule.cosine.eta_min=0"]
-    # No search named: the latest search of the student's experiment (s1: the refusal tests
-    # below add others).
-    argv = ["promote", "--gate", "--register", "gated", "--student"]
+    argv = ["promote", "s1", "--gate", "--register", "gated", "--student"]
     argv += [*setup.student, *untrained, "--tracking-uri", setup.uri]
     status, output = run_cli(setup.folder, argv)
     assert status == 0
