@@ -195,13 +195,8 @@ def _build_run(
         world_size=placement.world_size,
         seed=config.seed,
     )
-    model = build_model(config.model, config.input, num_classes=data.num_classes).to(device)
+    model, channels_last = _model(config, data.num_classes, files, device)
     label_map = label_map_digest(data.train)
-    if config.distillation.enabled and (init := student_init_file(config, files)) is not None:
-        load_student_init(model, init[0], name=init[1], student=config)
-    channels_last = _channels_last(config, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     solver = build_solver(config.solver, model, iters_per_epoch=len(loader), device=device)
     identity = RunIdentity(
         config=config,
@@ -247,6 +242,20 @@ def _build_run(
         evaluator=evaluator if placement.is_main else None,
         progress=progress,
     )
+
+
+def _model(
+    config: ReidConfig, num_classes: int, files: DistillationFiles, device: torch.device
+) -> tuple[nn.Module, bool]:
+    """The model on `device` (from `distillation.student_init_run_id`'s weights when given),
+    and whether it is in channels_last memory format."""
+    model = build_model(config.model, config.input, num_classes=num_classes).to(device)
+    if config.distillation.enabled and (init := student_init_file(config, files)) is not None:
+        load_student_init(model, init[0], name=init[1], student=config)
+    channels_last = _channels_last(config, device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, channels_last
 
 
 def _teacher_device(step: TrainingStep) -> str | None:
