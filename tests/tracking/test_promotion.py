@@ -31,6 +31,13 @@ def exported_run(uri: str, folder: Path) -> str:
     return run_id
 
 
+def champion_and_next(uri: str, folder: Path) -> tuple[str, str]:
+    """Two exported runs, the first promoted already (version 1, champion)."""
+    first, second = exported_run(uri, folder), exported_run(uri, folder)
+    register_promotion(uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    return first, second
+
+
 def versions(uri: str) -> list[ModelVersion]:
     return sorted(
         MlflowClient(uri).search_model_versions(f"name = '{NAME}'"), key=lambda v: int(v.version)
@@ -58,9 +65,7 @@ def test_first_promotion_takes_the_alias_with_its_lineage(
 def test_the_displaced_champion_is_recorded_on_the_new_version(
     sqlite_uri: str, export_folder: Path
 ) -> None:
-    first = exported_run(sqlite_uri, export_folder)
-    second = exported_run(sqlite_uri, export_folder)
-    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    _first, second = champion_and_next(sqlite_uri, export_folder)
     done = register_promotion(sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE)
     assert (done.version, done.alias, done.previous) == (2, CHAMPION, 1)
     assert alias_holder(sqlite_uri, NAME, CHAMPION) == AliasHolder(2, second)
@@ -74,9 +79,7 @@ def test_the_displaced_champion_is_recorded_on_the_new_version(
 def test_a_gate_that_refuses_gives_challenger_and_leaves_the_champion(
     sqlite_uri: str, export_folder: Path
 ) -> None:
-    first = exported_run(sqlite_uri, export_folder)
-    second = exported_run(sqlite_uri, export_folder)
-    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    first, second = champion_and_next(sqlite_uri, export_folder)
     asked: list[AliasHolder] = []
 
     def may_take(holder: AliasHolder) -> bool:
@@ -96,9 +99,7 @@ def test_a_gate_that_refuses_gives_challenger_and_leaves_the_champion(
 
 
 def test_a_promotion_is_not_done_twice(sqlite_uri: str, export_folder: Path) -> None:
-    first = exported_run(sqlite_uri, export_folder)
-    second = exported_run(sqlite_uri, export_folder)
-    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    first, second = champion_and_next(sqlite_uri, export_folder)
     register_promotion(sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE)
     again = register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
     # Run `first` was promoted already: its version is found, the alias stays where it is.
@@ -145,9 +146,7 @@ def test_a_run_without_the_export_is_refused(sqlite_uri: str) -> None:
 def test_a_gate_that_lets_the_student_take_records_the_displaced_version(
     sqlite_uri: str, export_folder: Path
 ) -> None:
-    first = exported_run(sqlite_uri, export_folder)
-    second = exported_run(sqlite_uri, export_folder)
-    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    _first, second = champion_and_next(sqlite_uri, export_folder)
     done = register_promotion(
         sqlite_uri, second, name=NAME, format="onnx", lineage=LINEAGE, may_take=lambda h: True
     )
@@ -156,9 +155,7 @@ def test_a_gate_that_lets_the_student_take_records_the_displaced_version(
 
 
 def test_a_failing_gate_registers_nothing(sqlite_uri: str, export_folder: Path) -> None:
-    first = exported_run(sqlite_uri, export_folder)
-    second = exported_run(sqlite_uri, export_folder)
-    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    _first, second = champion_and_next(sqlite_uri, export_folder)
 
     def broken(holder: AliasHolder) -> bool:
         raise ReidError("the holder's model cannot be evaluated")
@@ -175,9 +172,7 @@ def test_a_launch_cut_short_after_moving_the_alias_is_completed_as_it_was(
 ) -> None:
     from reid_platform.tracking.registry import register_export
 
-    first = exported_run(sqlite_uri, export_folder)
-    second = exported_run(sqlite_uri, export_folder)
-    register_promotion(sqlite_uri, first, name=NAME, format="onnx", lineage=LINEAGE)
+    _first, second = champion_and_next(sqlite_uri, export_folder)
     # The cut launch registered version 2, recorded version 1 as displaced and moved the
     # alias, then died before writing its outcome.
     register_export(sqlite_uri, second, name=NAME, format="onnx")

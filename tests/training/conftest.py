@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from reid_platform.config import ReidConfig, load_config
 from reid_platform.modeling.baseline import EmbeddingHead, ReidBaselineModel
 from reid_platform.modeling.classifiers import LinearClassifier
 from reid_platform.modeling.mgn import MultipleGranularityNetwork
@@ -37,6 +38,14 @@ TINY_TRAINING = [
     "training.log_period=2",
     "export.formats=[]",  # the export tests turn it on
 ]
+
+
+def tiny_training_config(data_root: Path, *overrides: str) -> ReidConfig:
+    """The quickstart recipe shrunk to seconds (`TINY_TRAINING`), reading (generating) its
+    data under `data_root`, then `overrides`."""
+    roots = [f"data.train.0.root={data_root}", f"data.test.0.root={data_root}"]
+    return load_config(QUICKSTART, [*TINY_TRAINING, *roots, *overrides])
+
 
 NUM_CLASSES = 4
 PREPROCESSING = Preprocessing(

@@ -36,20 +36,14 @@ from reid_platform.training.teacher import (
     load_teacher,
 )
 
-from .conftest import QUICKSTART, TINY_TRAINING
+from .conftest import QUICKSTART, tiny_training_config
 
 CPU = torch.device("cpu")
-TINY = [
-    *TINY_TRAINING,
-    "solver.max_epochs=1",
-    "solver.warmup.iters=2",
-    "training.eval_period=1",
-]
+ONE_EPOCH = ["solver.max_epochs=1", "solver.warmup.iters=2", "training.eval_period=1"]
 
 
 def tiny(data_root: Path, *overrides: str) -> ReidConfig:
-    roots = [f"data.train.0.root={data_root}", f"data.test.0.root={data_root}"]
-    return load_config(QUICKSTART, [*TINY, *roots, *overrides])
+    return tiny_training_config(data_root, *ONE_EPOCH, *overrides)
 
 
 def student(data_root: Path, teacher: Path, *overrides: str) -> ReidConfig:

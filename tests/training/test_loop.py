@@ -16,7 +16,7 @@ import reid_platform.metric_names as metric_names
 import reid_platform.training.final_export as final_export_module
 import reid_platform.training.loop as loop_module
 import reid_platform.training.validation as validation_module
-from reid_platform.config import ReidConfig, config_hash, load_config
+from reid_platform.config import ReidConfig, config_hash
 from reid_platform.data.build import build_data
 from reid_platform.export import (
     ExportFailure,
@@ -40,11 +40,10 @@ from reid_platform.training.loop import (
     train,
 )
 
-from .conftest import QUICKSTART, TINY_TRAINING
+from .conftest import tiny_training_config
 
 # The training conftest's tiny benchmark, 3 epochs: evaluated at epochs 1 and 2 (and the end).
-TINY = [
-    *TINY_TRAINING,
+THREE_EPOCHS = [
     "solver.max_epochs=3",
     "solver.warmup.iters=4",
     "training.eval_period=2",
@@ -54,8 +53,7 @@ TINY = [
 
 def tiny_config(data_root: Path, *overrides: str) -> ReidConfig:
     """The quickstart recipe shrunk to seconds, reading (generating) data under `data_root`."""
-    roots = [f"data.train.0.root={data_root}", f"data.test.0.root={data_root}"]
-    return load_config(QUICKSTART, [*TINY, *roots, *overrides])
+    return tiny_training_config(data_root, *THREE_EPOCHS, *overrides)
 
 
 @pytest.fixture(autouse=True)
