@@ -19,7 +19,7 @@ from rich.table import Table
 
 from reid_platform.cli.table_output import print_table
 from reid_platform.cli.train_command import new_run_name
-from reid_platform.config import load_config
+from reid_platform.config import ReidConfig, load_config
 from reid_platform.errors import ReidError
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def _checked_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
     return base, space
 
 
-def _pinned_teacher(reference: Any, args: argparse.Namespace) -> dict[str, str]:
+def _pinned_teacher(reference: ReidConfig, args: argparse.Namespace) -> dict[str, str]:
     """A distillation search's teacher, checked once before any trial (as `reid train` checks
     it); → {run id: pinned SHA-256} of the model files its trials fetch."""
     if not reference.distillation.enabled:

@@ -155,7 +155,7 @@ class DistillationLoss(nn.Module):
         logit_loss: (B, C), (B, C) → scalar, e.g. `LogitL1Loss` or `SymmetricKLLoss`; or None.
         logit_weight: the factor of the logit term (≥ 0).
         pkt_loss: (B, D_s), (B, D_t) → scalar, e.g. `PKTLoss`; or None.
-        pkt_weight: the factor of the embedding term (≥ 0; §2.5 of the notes suggests 300).
+        pkt_weight: the factor of the embedding term (≥ 0; α of Eq. 10).
     """
 
     def __init__(

@@ -61,8 +61,8 @@ def save_model_file(
     return out
 
 
-def load_model_file(path: Path) -> LoadedModel:
-    """Rebuild the model saved by `save_model_file` (strict: every key must fit)."""
+def _read_payload(path: Path) -> tuple[dict[str, Any], ReidConfig]:
+    """The model file's entries (weights-only load) and its validated config."""
     if not Path(path).is_file():
         raise ReidError(f"model file {path} does not exist")
     try:
@@ -73,6 +73,17 @@ def load_model_file(path: Path) -> LoadedModel:
     if not isinstance(payload, dict) or any(key not in payload for key in MODEL_FILE_KEYS):
         raise ReidError(f"model file {path} lacks one of the entries {', '.join(MODEL_FILE_KEYS)}")
     config = validate_mapping(yaml.safe_load(payload["config"]), source=f"{path} config")
+    return payload, config
+
+
+def read_model_config(path: Path) -> ReidConfig:
+    """The resolved config a model file records, without building its model."""
+    return _read_payload(path)[1]
+
+
+def load_model_file(path: Path) -> LoadedModel:
+    """Rebuild the model saved by `save_model_file` (strict: every key must fit)."""
+    payload, config = _read_payload(path)
     num_classes = int(payload["num_classes"])
     with _pretrained_notices_off():
         # Every weight comes from the file: the ImageNet file its config names need not exist

@@ -73,8 +73,3 @@ def final_run_metrics(run: Run, tracking_uri: str) -> dict[str, float]:
     metrics = dict(run.data.metrics)
     metrics.update({k: float("nan") if v is None else float(v) for k, v in final.items()})
     return metrics
-    with tempfile.TemporaryDirectory(prefix="reid-metrics-") as folder:
-        path = client.download_artifacts(run.info.run_id, FINAL_METRICS, folder)
-        saved = json.loads(Path(path).read_text())
-    metrics.update({k: float("nan") if v is None else float(v) for k, v in saved.items()})
-    return metrics

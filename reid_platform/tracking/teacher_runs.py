@@ -33,6 +33,7 @@ from reid_platform.tracking.layout import (
 from reid_platform.tracking.retry import call_with_retries
 from reid_platform.tracking.run_artifacts import check_store_exists, get_run
 from reid_platform.tracking.runs import quoted
+from reid_platform.tracking.search_lookup import newest_search
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 TEACHER_KINDS = (TRIAL_KIND, "train", DISTILL_KIND)
@@ -64,20 +65,9 @@ class TeacherSource:
 
 
 def _by_name(client: MlflowClient, name: str) -> Run | None:
-    experiments = [
-        e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
-    ]
-    if not experiments:
-        return None
-    runs = client.search_runs(
-        experiments,
-        filter_string=(
-            f"tags.`{KIND_TAG}` = '{SEARCH_KIND}' and tags.`{RUN_NAME_TAG}` = {quoted(name)}"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0] if runs else None
+    active = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+    named = f"tags.`{RUN_NAME_TAG}` = {quoted(name)}"
+    return newest_search(client, [e.experiment_id for e in active], named)
 
 
 def find_search(tracking_uri: str, id_or_name: str) -> Run:
@@ -142,22 +132,13 @@ def latest_search(tracking_uri: str, experiment: str) -> Run:
     check_store_exists(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
-    runs = (
-        client.search_runs(
-            [found.experiment_id],
-            filter_string=f"tags.`{KIND_TAG}` = '{SEARCH_KIND}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        if found is not None
-        else []
-    )
-    if not runs:
+    run = newest_search(client, [found.experiment_id]) if found is not None else None
+    if run is None:
         raise ReidError(
             f"MLflow experiment {experiment!r} holds no search to promote from; name one, or "
             "a teacher with --teacher RUN_ID"
         )
-    return runs[0]
+    return run
 
 
 def resolve_teacher_run(

@@ -149,16 +149,22 @@ def check_teacher_fits(
         )
 
 
+def check_student_init(init: ReidConfig, student: ReidConfig, *, name: str) -> None:
+    """Refuse a student-init model file (config `init`, named `name`) of another architecture
+    than `student`'s (where the ImageNet weights came from does not count)."""
+    if without_pretrained(init.model) != without_pretrained(student.model):
+        raise ReidError(
+            f"distillation.student_init_run_id: the model of {name} differs from the student's "
+            "model section; start from a run of the same architecture"
+        )
+
+
 def load_student_init(model: nn.Module, path: Path, *, name: str, student: ReidConfig) -> None:
     """Start `model` (the student, built from `student`) from the weights of the model file at
     `path`: its model section must equal the student's; the classifier is kept only when its
     shape fits (another class count starts it afresh, said once)."""
     loaded = load_model_file(path)
-    if without_pretrained(loaded.config.model) != without_pretrained(student.model):
-        raise ReidError(
-            f"distillation.student_init_run_id: the model of {name} differs from the student's "
-            "model section; start from a run of the same architecture"
-        )
+    check_student_init(loaded.config, student, name=name)
     target = model.state_dict()
     state = {k: v for k, v in loaded.model.state_dict().items() if k in target}
     skipped = [k for k, v in state.items() if v.shape != target[k].shape]
@@ -204,7 +210,12 @@ def teacher_file(config: ReidConfig, files: DistillationFiles) -> tuple[Path, st
             "file was not fetched for this worker; train through reid train, reid search or "
             "reid promote, which fetch it"
         )
-    raise ReidError(
+    raise no_teacher()
+
+
+def no_teacher() -> ReidError:
+    """The refusal of a distillation config that names no teacher."""
+    return ReidError(
         "distillation.enabled needs a teacher: set distillation.teacher_run_id (reid promote "
         "does) or distillation.teacher_weights"
     )

@@ -20,6 +20,7 @@ from reid_platform.tracking.layout import (
     RUN_NAME_TAG,
     SEARCH_KIND,
 )
+from reid_platform.tracking.search_lookup import newest_search
 from reid_platform.tracking.search_runs import retrying, trial_rows
 from reid_platform.tracking.trial_table import TrialRow, pareto_front, rank_trials, scored_rows
 
@@ -61,18 +62,6 @@ def experiment_id_for(client: MlflowClient, experiment: str) -> str:
     return str(found.experiment_id)
 
 
-def _search_runs(client: MlflowClient, experiment_id: str, extra: str = "") -> list[Run]:
-    filter_string = f"tags.`{KIND_TAG}` = '{SEARCH_KIND}'" + extra
-    return list(
-        client.search_runs(
-            [experiment_id],
-            filter_string=filter_string,
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-    )
-
-
 def _by_run_id(client: MlflowClient, experiment_id: str, run_id: str) -> Run | None:
     try:
         run = client.get_run(run_id)
@@ -93,16 +82,14 @@ def _find_search(
     client: MlflowClient, experiment: str, experiment_id: str, search: str | None
 ) -> Run:
     if search is None:
-        found = _search_runs(client, experiment_id)
-        if not found:
+        latest = newest_search(client, [experiment_id])
+        if latest is None:
             raise ReidError(f"MLflow experiment {experiment!r} holds no search run")
-        return found[0]
+        return latest
     run = _by_run_id(client, experiment_id, search) if _RUN_ID.match(search) else None
     if run is None:
-        named = _search_runs(
-            client, experiment_id, f" AND tags.`{RUN_NAME_TAG}` = {quoted(search)}"
-        )
-        run = named[0] if named else None
+        named = f"tags.`{RUN_NAME_TAG}` = {quoted(search)}"
+        run = newest_search(client, [experiment_id], named)
     if run is None:
         raise ReidError(
             f"MLflow experiment {experiment!r} holds no search run with id or name {search!r}"

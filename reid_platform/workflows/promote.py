@@ -27,7 +27,7 @@ from pathlib import Path
 from reid_platform import metric_names
 from reid_platform.config import ReidConfig, config_hash
 from reid_platform.errors import ReidError
-from reid_platform.modeling.model_file import load_model_file
+from reid_platform.modeling.model_file import read_model_config
 from reid_platform.tracking.connection import check_tracking_store
 from reid_platform.tracking.distill_runs import record_teacher
 from reid_platform.tracking.layout import (
@@ -284,9 +284,7 @@ def _student_config(
 ) -> tuple[ReidConfig, tuple[str, ...]]:
     """The student's resolved config, named after its teacher, and what it took over."""
     teacher_id = source.teacher.info.run_id
-    plan = plan_student(
-        request.student, load_model_file(teacher_file).config, teacher_run_id=teacher_id
-    )
+    plan = plan_student(request.student, read_model_config(teacher_file), teacher_run_id=teacher_id)
     for line in plan.taken:
         say(line)
     if request.gate and not plan.config.data.validation.enabled:

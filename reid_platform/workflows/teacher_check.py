@@ -21,11 +21,16 @@ from reid_platform.config import ReidConfig
 from reid_platform.data.build import ReidData, build_data
 from reid_platform.data.splits import label_map_digest
 from reid_platform.errors import ReidError
-from reid_platform.modeling.model_file import LoadedModel, load_model_file, without_pretrained
+from reid_platform.modeling.model_file import LoadedModel, load_model_file, read_model_config
 from reid_platform.tracking.connection import absolute_tracking_uri
 from reid_platform.tracking.model_files import PinnedModels, RunModelFile, pin_run_model
 from reid_platform.tracking.run_artifacts import final_run_metrics, get_run
-from reid_platform.training.teacher import check_teacher_fits, teacher_from
+from reid_platform.training.teacher import (
+    check_student_init,
+    check_teacher_fits,
+    no_teacher,
+    teacher_from,
+)
 from reid_platform.training.validation import TrainingEvaluator
 
 logger = logging.getLogger(__name__)
@@ -43,12 +48,10 @@ _FROM_TEACHER_RUN = (
 
 @dataclass(frozen=True)
 class TeacherCheck:
-    """What the check found: the pinned files, the teacher's name, its parameter count, and
-    the `teacher/*` metrics to log on the distillation run."""
+    """What the check found: the pinned files and the `teacher/*` metrics (its validation
+    figures measured now, its size, its run's test mAP and speed) to log on the run."""
 
     models: PinnedModels
-    name: str
-    parameters: int
     metrics: dict[str, float]
 
     @property
@@ -74,11 +77,7 @@ def _pin_student_init(config: ReidConfig, uri: str, scratch: Path) -> RunModelFi
     if run_id is None:
         return None
     path, pinned = pin_run_model(run_id, uri, scratch / "student_init")
-    if without_pretrained(load_model_file(path).config.model) != without_pretrained(config.model):
-        raise ReidError(
-            f"distillation.student_init_run_id: the model of run {run_id} differs from the "
-            "student's model section; start from a run of the same architecture"
-        )
+    check_student_init(read_model_config(path), config, name=f"run {run_id}")
     return pinned
 
 
@@ -128,10 +127,7 @@ def check_teacher(
     elif distillation.teacher_weights is not None:
         path, name, logged = Path(distillation.teacher_weights), distillation.teacher_weights, {}
     else:
-        raise ReidError(
-            "distillation.enabled needs a teacher: set distillation.teacher_run_id (reid "
-            "promote does) or distillation.teacher_weights"
-        )
+        raise no_teacher()
     models = PinnedModels(uri, teacher=pinned, student_init=_pin_student_init(config, uri, scratch))
     loaded = load_model_file(path)
     student_data = build_data(config.data)
@@ -150,4 +146,4 @@ def check_teacher(
     for key in _FROM_TEACHER_RUN:
         if key in logged:
             metrics[metric_names.teacher_metric(key)] = logged[key]
-    return TeacherCheck(models, name, teacher.parameter_count(), metrics)
+    return TeacherCheck(models, metrics)

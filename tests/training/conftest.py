@@ -1,7 +1,7 @@
 """Tiny real re-id models (baseline and MGN) for the training-core tests, and the quickstart
 recipe shrunk to seconds for the loop tests."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +45,15 @@ def tiny_training_config(data_root: Path, *overrides: str) -> ReidConfig:
     data under `data_root`, then `overrides`."""
     roots = [f"data.train.0.root={data_root}", f"data.test.0.root={data_root}"]
     return load_config(QUICKSTART, [*TINY_TRAINING, *roots, *overrides])
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: the tiny models are faster so, and runs do not fight over cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 NUM_CLASSES = 4

@@ -3,7 +3,6 @@ terms it adds to each step, the checks that refuse a teacher that cannot teach, 
 started from another run's weights. A tiny synthetic benchmark and timm's 0.4 M test ResNet."""
 
 import math
-from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
@@ -38,6 +37,8 @@ from reid_platform.training.teacher import (
 
 from .conftest import QUICKSTART, tiny_training_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CPU = torch.device("cpu")
 ONE_EPOCH = ["solver.max_epochs=1", "solver.warmup.iters=2", "training.eval_period=1"]
 
@@ -65,14 +66,6 @@ class Recording(TrainingHooks):
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         self.epochs.append(end)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,9 @@ from reid_platform.training.loop import (
 
 from .conftest import tiny_training_config
 
+# One intra-op thread (the conftest's `one_thread`): the tiny model is faster so.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # The training conftest's tiny benchmark, 3 epochs: evaluated at epochs 1 and 2 (and the end).
 THREE_EPOCHS = [
     "solver.max_epochs=3",
@@ -54,15 +56,6 @@ THREE_EPOCHS = [
 def tiny_config(data_root: Path, *overrides: str) -> ReidConfig:
     """The quickstart recipe shrunk to seconds, reading (generating) data under `data_root`."""
     return tiny_training_config(data_root, *THREE_EPOCHS, *overrides)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: the tiny model is faster so, and runs do not fight over cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class InterruptedRunError(Exception):
